@@ -1,0 +1,1 @@
+"""Redis persistence: key names, Functions, log append and read, leases."""

@@ -1,0 +1,1 @@
+"""Long-running loops: partition reducer workers, the pulser, the system-incident aggregator."""

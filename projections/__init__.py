@@ -1,0 +1,1 @@
+"""Read side: projector runner and read models built from derived events."""
