@@ -1,0 +1,253 @@
+"""Check-in processing: the ordered steps of spec §2.3, creation (§2.6), updates (§2.8)
+and the environment update that follows (§2.7)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from monitor_es.domain.config import (
+    MAX_TIMEOUT,
+    normalise_environment,
+    slugify,
+    validate_environment_name,
+)
+from monitor_es.domain.effects import Effects
+from monitor_es.domain.errors import ErrorType, Rejected, error
+from monitor_es.domain.events import CheckInReported, EnvironmentCreated
+from monitor_es.domain.incidents import mark_failed, try_resolution
+from monitor_es.domain.monitors import upsert_from_checkin
+from monitor_es.domain.partition import Partition
+from monitor_es.domain.payload import (
+    MAX_DURATION_MS,
+    ZERO_GUID,
+    CheckInPayload,
+    validate_payload,
+)
+from monitor_es.domain.records import (
+    expect_after,
+    has_newer_result,
+    record_checkin,
+    set_status,
+)
+from monitor_es.domain.state import (
+    USER_TERMINAL,
+    CheckIn,
+    CheckInStatus,
+    Environment,
+    EnvStatus,
+    Monitor,
+)
+from monitor_es.domain.time import trunc_minute
+
+_NAMESPACE = uuid.UUID("0b9f3a56-2c1d-4f7e-8e6a-4b1d9c2e7f30")
+_MAX_HEARTBEAT_EXTENSION = timedelta(minutes=MAX_TIMEOUT)
+
+
+def process_check_in(
+    p: Partition, fx: Effects, entry_id: str, ts: datetime, event: CheckInReported
+) -> None:
+    """Runs one check-in through validation, upsert, creation or update and the env update."""
+    slug = slugify(event.monitor_slug)
+    received = event.received or ts
+    env_name = normalise_environment(
+        event.environment if isinstance(event.environment, str) else None
+    )
+    _rate_limit(p, (event.project, slug, env_name), trunc_minute(ts))
+    payload = validate_payload(
+        event.check_in_id, event.status, event.duration, event.environment, event.trace_id
+    )
+    monitor = upsert_from_checkin(p, fx, event.project, slug, event.monitor_config)
+    if monitor.disabled:
+        raise Rejected([error(ErrorType.MONITOR_DISABLED)])
+    env = _ensure_environment(p, fx, monitor, event.environment, env_name)
+    existing = _find_existing(p, env, event.project, payload.guid)
+    if existing is None:
+        checkin = _create(
+            p, fx, monitor, env, entry_id=entry_id, ts=ts, received=received, payload=payload
+        )
+        if event.monitor_config is None:
+            monitor.is_upserting = False
+            p.touch_monitor(monitor)
+    elif not _update(p, fx, monitor, env, existing, received=received, payload=payload):
+        return
+    else:
+        checkin = existing
+    p.touch(env)
+    _after_check_in(p, fx, monitor, env, checkin, received=received)
+
+
+def _rate_limit(p: Partition, key: tuple[str, str, str], minute: datetime) -> None:
+    """Per environment and broker minute, so replaying a backlog is never throttled."""
+    env = p.environment(key)
+    if env is not None:
+        if env.rate_minute != minute:
+            env.rate_minute, env.rate_count = minute, 0
+        env.rate_count += 1
+        count = env.rate_count
+        p.touch(env)
+    else:
+        if p.orphan_rate_minute != minute:
+            p.orphan_rate_minute, p.orphan_rates = minute, {}
+        count = p.orphan_rates[key] = p.orphan_rates.get(key, 0) + 1
+    if count > p.limits.checkins_per_minute:
+        raise Rejected([error(ErrorType.MONITOR_ENVIRONMENT_RATELIMITED)])
+
+
+def _ensure_environment(
+    p: Partition, fx: Effects, monitor: Monitor, raw_name: object, name: str
+) -> Environment:
+    reason = validate_environment_name(raw_name)
+    if reason is not None:
+        raise Rejected([error(ErrorType.MONITOR_INVALID_ENVIRONMENT, reason=reason)])
+    envs = p.envs_of(monitor)
+    env = envs.get(name)
+    if env is not None:
+        return env
+    limit = p.limits.max_environments_per_monitor
+    if len(envs) >= limit:
+        reason = f"You may not exceed {limit} environments per monitor"
+        raise Rejected([error(ErrorType.MONITOR_ENVIRONMENT_LIMIT_EXCEEDED, reason=reason)])
+    env = Environment(
+        project=monitor.project, monitor_slug=monitor.slug, name=name, muted=monitor.muted
+    )
+    if p.orphan_rate_minute is not None:
+        # The attempt that created the environment was counted before it existed.
+        env.rate_minute = p.orphan_rate_minute
+        env.rate_count = p.orphan_rates.pop(env.key, 0)
+    p.add_environment(env)
+    fx.emit(
+        EnvironmentCreated, project=env.project, monitor_slug=env.monitor_slug, environment=name
+    )
+    return env
+
+
+def _find_existing(p: Partition, env: Environment, project: str, guid: str) -> CheckIn | None:
+    """Spec §2.5: the zero GUID means the newest in-progress run of this environment."""
+    if guid == ZERO_GUID:
+        running = [c for c in env.checkins if c.status is CheckInStatus.IN_PROGRESS]
+        return running[-1] if running else None
+    hit = p.find_checkin(project, guid)
+    if hit is None:
+        return None
+    owner, checkin = hit
+    if owner is not env:
+        raise Rejected(
+            [error(ErrorType.CHECKIN_ENVIRONMENT_MISMATCH, existingEnvironment=owner.name)]
+        )
+    return checkin
+
+
+def _create(
+    p: Partition,
+    fx: Effects,
+    monitor: Monitor,
+    env: Environment,
+    *,
+    entry_id: str,
+    ts: datetime,
+    received: datetime,
+    payload: CheckInPayload,
+) -> CheckIn:
+    """Spec §2.6, with the zero GUID's new id derived from the log entry (deterministic)."""
+    guid = payload.guid
+    if guid == ZERO_GUID:
+        guid = str(uuid.uuid5(_NAMESPACE, f"zero-guid|{entry_id}"))
+    running = payload.status is CheckInStatus.IN_PROGRESS
+    checkin = CheckIn(
+        id=guid,
+        status=payload.status,
+        date_added=received,
+        date_updated=received,
+        date_clock=trunc_minute(ts),
+        expected_time=env.next_checkin,
+        timeout_at=trunc_minute(received) + monitor.config.runtime if running else None,
+        # A duration comes only with a closing message (domain.md).
+        duration_ms=None if running else payload.duration_ms,
+        date_in_progress=received if running else None,
+        trace_id=payload.trace_id,
+    )
+    p.add_checkin(env, checkin, keep=_history_size(p, monitor))
+    record_checkin(fx, env, checkin, created=True)
+    return checkin
+
+
+def _history_size(p: Partition, monitor: Monitor) -> int:
+    config = monitor.config
+    return max(p.limits.history, config.failure_threshold, config.recovery_threshold_value)
+
+
+def _update(
+    p: Partition,
+    fx: Effects,
+    monitor: Monitor,
+    env: Environment,
+    checkin: CheckIn,
+    *,
+    received: datetime,
+    payload: CheckInPayload,
+) -> bool:
+    """Spec §2.8; returns False when nothing more follows (an out-of-order in_progress)."""
+    status = payload.status
+    complete = checkin.status in USER_TERMINAL
+    if complete and status is not CheckInStatus.IN_PROGRESS:
+        raise Rejected([error(ErrorType.CHECKIN_FINISHED)])
+    closing = status in USER_TERMINAL
+    duration = payload.duration_ms
+    if closing and duration is None and checkin.duration_ms is None:
+        # abs(): the closing message can overtake the opening one (spec §2.8 step 4).
+        duration = abs(int((received - checkin.date_added).total_seconds() * 1000))
+    if duration is not None and closing and not 0 <= duration <= MAX_DURATION_MS:
+        raise Rejected([error(ErrorType.CHECKIN_INVALID_DURATION, duration=str(duration))])
+    if complete:
+        # An in_progress arriving after the close only records when the run started.
+        checkin.date_in_progress = received
+        record_checkin(fx, env, checkin, created=False)
+        p.touch(env)
+        return False
+    if checkin.status is not CheckInStatus.TIMEOUT or not closing:
+        checkin.status = status  # TIMEOUT is sticky: a late close only adds its duration
+    checkin.date_updated = received
+    if closing and duration:
+        checkin.duration_ms = duration
+    checkin.timeout_at = None if closing else _heartbeat_timeout(monitor, checkin, received)
+    p.schedule_timeout(env, checkin)
+    record_checkin(fx, env, checkin, created=False)
+    return True
+
+
+def _heartbeat_timeout(monitor: Monitor, checkin: CheckIn, received: datetime) -> datetime:
+    """A heartbeat extends the timeout, never past 28 days after the run started."""
+    extended = trunc_minute(received) + monitor.config.runtime
+    return min(extended, trunc_minute(checkin.date_added) + _MAX_HEARTBEAT_EXTENSION)
+
+
+def _after_check_in(
+    p: Partition,
+    fx: Effects,
+    monitor: Monitor,
+    env: Environment,
+    checkin: CheckIn,
+    *,
+    received: datetime,
+) -> None:
+    """Spec §2.7 with domain.md's statuses; `last_checkin` never moves backwards."""
+    if checkin.status is CheckInStatus.ERROR:
+        if has_newer_result(env, checkin):
+            return
+        _note_last_checkin(env, checkin)
+        expect_after(p, monitor, env, received)
+        set_status(fx, env, EnvStatus.FAILED, received)
+        mark_failed(p, fx, monitor, env, checkin, received=received, tick=None)
+        return
+    try_resolution(p, fx, monitor, env, checkin)
+    if env.last_checkin is None or env.last_checkin <= received:
+        _note_last_checkin(env, checkin)
+        expect_after(p, monitor, env, received)
+    if checkin.status is CheckInStatus.OK:
+        set_status(fx, env, EnvStatus.OK, received)
+
+
+def _note_last_checkin(env: Environment, checkin: CheckIn) -> None:
+    if env.last_checkin is None or env.last_checkin < checkin.date_added:
+        env.last_checkin = checkin.date_added

@@ -1,0 +1,288 @@
+"""Failure and recovery: thresholds, incidents and issue events (spec §4.3–4.5, §5).
+
+monitor-es differs from Sentry where domain.md says so: a brand-new environment opens its
+incident only at the N-th real failure, and `issue_resolved` follows only incidents that
+produced an occurrence.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from monitor_es.domain.effects import Effects
+from monitor_es.domain.events import (
+    IncidentOpened,
+    IncidentResolved,
+    IssueOccurrence,
+    IssueResolved,
+    OccurrenceDropped,
+    OccurrenceHeld,
+)
+from monitor_es.domain.partition import Partition
+from monitor_es.domain.records import record_checkin
+from monitor_es.domain.state import (
+    FAILURES,
+    SYNTHETIC,
+    CheckIn,
+    CheckInStatus,
+    Environment,
+    HeldOccurrence,
+    Incident,
+    Monitor,
+)
+from monitor_es.domain.system_incidents import Decision
+from monitor_es.domain.time import iso
+
+_NAMESPACE = uuid.UUID("6f0c1e64-8a51-4a8e-9a43-5d0c2b6f7e10")
+
+_SINGLE_REASON = {
+    CheckInStatus.ERROR: "An error check-in was detected",
+    CheckInStatus.MISSED: "A missed check-in was detected",
+    CheckInStatus.TIMEOUT: "A timeout check-in was detected",
+}
+
+
+def incident_id(env: Environment, starting: CheckIn) -> str:
+    """A deterministic incident id: the environment and the check-in that started it."""
+    return str(uuid.uuid5(_NAMESPACE, f"incident|{env.fingerprint}|{starting.id}"))
+
+
+def failure_reason(window: list[CheckIn]) -> str:
+    """The occurrence's failure reason over the window (spec §5.2 get_failure_reason)."""
+    counts: dict[CheckInStatus, int] = {}
+    for checkin in window:
+        if checkin.status in FAILURES:
+            counts[checkin.status] = counts.get(checkin.status, 0) + 1
+    if sum(counts.values()) == 1:
+        return _SINGLE_REASON[next(iter(counts))]
+    parts = [f"{n} {status.value}" for status, n in counts.items()]
+    listed = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    return f"{listed} check-ins detected"
+
+
+def mark_failed(
+    p: Partition,
+    fx: Effects,
+    monitor: Monitor,
+    env: Environment,
+    failed: CheckIn,
+    *,
+    received: datetime,
+    tick: datetime | None,
+) -> None:
+    """Runs the failure threshold for a failed check-in (spec §4.3 try_incident_threshold)."""
+    if monitor.disabled:
+        # A disabled monitor's environments are out of the incident logic (spec §4.3).
+        return
+    window = [failed]
+    incident = env.incident
+    if incident is None:
+        threshold = monitor.config.failure_threshold
+        if threshold > 1:
+            window = _failure_window(env, failed, threshold)
+            # Only an ok breaks a streak; too short a history is not a streak (domain.md §1).
+            if len(window) < threshold or any(c.status is CheckInStatus.OK for c in window):
+                return
+        incident = _open_incident(p, fx, env, window[0])
+    if env.muted:
+        return
+    for checkin in window:
+        _dispatch_occurrence(
+            p, fx, monitor, env, incident,
+            checkin=checkin, window=window, received=received, tick=tick,
+        )  # fmt: skip
+
+
+def _failure_window(env: Environment, failed: CheckIn, size: int) -> list[CheckIn]:
+    older = [c for c in env.checkins if c.date_added <= failed.date_added]
+    return older[-size:]
+
+
+def _open_incident(p: Partition, fx: Effects, env: Environment, starting: CheckIn) -> Incident:
+    incident = Incident(
+        id=incident_id(env, starting),
+        starting_check_in_id=starting.id,
+        started_at=starting.date_added,
+    )
+    env.incident = incident
+    p.touch(env)
+    fx.emit(
+        IncidentOpened,
+        project=env.project,
+        monitor_slug=env.monitor_slug,
+        environment=env.name,
+        incident_id=incident.id,
+        fingerprint=[env.fingerprint],
+        starting_check_in_id=starting.id,
+        started_at=starting.date_added,
+    )
+    return incident
+
+
+def _dispatch_occurrence(
+    p: Partition,
+    fx: Effects,
+    monitor: Monitor,
+    env: Environment,
+    incident: Incident,
+    *,
+    checkin: CheckIn,
+    window: list[CheckIn],
+    received: datetime,
+    tick: datetime | None,
+) -> None:
+    """Sends, holds or drops one occurrence by its tick's system-incident decision (§5.4)."""
+    decision = Decision.NORMAL if tick is None else effective_decision(p, tick)
+    if decision.is_pending():
+        env.held.append(
+            HeldOccurrence(
+                incident_id=incident.id,
+                check_in_id=checkin.id,
+                window=[c.id for c in window],
+                tick=tick or received,
+            )
+        )
+        fx.emit(
+            OccurrenceHeld,
+            project=env.project,
+            monitor_slug=env.monitor_slug,
+            environment=env.name,
+            incident_id=incident.id,
+            failed_check_in_id=checkin.id,
+            tick=tick,
+        )
+        return
+    if decision is Decision.INCIDENT:
+        _drop_occurrence(fx, env, incident.id, checkin, tick or received)
+        return
+    send_occurrence(fx, monitor, env, incident, checkin=checkin, window=window, received=received)
+
+
+def _drop_occurrence(
+    fx: Effects, env: Environment, incident: str, checkin: CheckIn, tick: datetime
+) -> None:
+    # The failure is probably ours (ingest outage), not the job's: its result is unknown.
+    if checkin.status in SYNTHETIC and checkin.status is not CheckInStatus.UNKNOWN:
+        checkin.status = CheckInStatus.UNKNOWN
+        record_checkin(fx, env, checkin, created=False)
+    fx.emit(
+        OccurrenceDropped,
+        project=env.project,
+        monitor_slug=env.monitor_slug,
+        environment=env.name,
+        incident_id=incident,
+        failed_check_in_id=checkin.id,
+        tick=tick,
+    )
+
+
+def send_occurrence(
+    fx: Effects,
+    monitor: Monitor,
+    env: Environment,
+    incident: Incident,
+    *,
+    checkin: CheckIn,
+    window: list[CheckIn],
+    received: datetime,
+) -> None:
+    """Emits one issue occurrence with Sentry's title, subtitle and evidence (spec §5.2)."""
+    reason = failure_reason(window)
+    last_ok = next((c for c in reversed(env.checkins) if c.status is CheckInStatus.OK), None)
+    incident.occurrences += 1
+    fx.emit(
+        IssueOccurrence,
+        project=env.project,
+        monitor_slug=env.monitor_slug,
+        environment=env.name,
+        fingerprint=[env.fingerprint],
+        incident_id=incident.id,
+        failed_check_in_id=checkin.id,
+        issue_title=f"Cron failure: {monitor.name}",
+        subtitle=f"Your monitor is failing: {reason}.",
+        level="error",
+        detection_time=checkin.date_added,
+        received=received,
+        evidence_display=[
+            {"name": "Failure reason", "value": reason, "important": True},
+            {"name": "Environment", "value": env.name, "important": False},
+            {
+                "name": "Last successful check-in",
+                "value": iso(last_ok.date_added) if last_ok else "Never",
+                "important": False,
+            },
+        ],
+    )
+
+
+def effective_decision(p: Partition, tick: datetime) -> Decision:
+    """The system-incident decision in force at a tick: the newest one at or before it."""
+    found = Decision.NORMAL
+    for minute, decision in p.clock.decisions:
+        if minute > tick:
+            break
+        found = Decision(decision)
+    return found
+
+
+def release_held(p: Partition, fx: Effects, monitor: Monitor, env: Environment) -> None:
+    """Sends or drops held occurrences whose tick's decision is no longer pending."""
+    still: list[HeldOccurrence] = []
+    for held in env.held:
+        decision = effective_decision(p, held.tick)
+        incident = env.incident
+        by_id = {c.id: c for c in env.checkins}
+        checkin = by_id.get(held.check_in_id)
+        if decision.is_pending():
+            still.append(held)
+        elif checkin is None or incident is None or incident.id != held.incident_id:
+            continue  # the incident or check-in is gone: nothing left to report (§5.4)
+        elif decision is Decision.INCIDENT:
+            _drop_occurrence(fx, env, held.incident_id, checkin, held.tick)
+        else:
+            window = [by_id[i] for i in held.window if i in by_id]
+            send_occurrence(
+                fx, monitor, env, incident, checkin=checkin, window=window, received=held.tick
+            )
+    env.held = still
+    p.touch(env)
+
+
+def try_resolution(
+    p: Partition, fx: Effects, monitor: Monitor, env: Environment, ok: CheckIn
+) -> None:
+    """Resolves the open incident when the recovery threshold is met (spec §4.5)."""
+    incident = env.incident
+    if incident is None or ok.status is not CheckInStatus.OK:
+        return
+    needed = monitor.config.recovery_threshold_value
+    if needed > 1:
+        recent = env.checkins[-needed:]
+        if len(recent) < needed or any(c.status is not CheckInStatus.OK for c in recent):
+            return
+    env.incident = None
+    env.held = [h for h in env.held if h.incident_id != incident.id]
+    p.touch(env)
+    fx.emit(
+        IncidentResolved,
+        project=env.project,
+        monitor_slug=env.monitor_slug,
+        environment=env.name,
+        incident_id=incident.id,
+        fingerprint=[env.fingerprint],
+        starting_check_in_id=incident.starting_check_in_id,
+        started_at=incident.started_at,
+        resolving_check_in_id=ok.id,
+        resolved_at=ok.date_added,
+    )
+    if incident.occurrences:
+        fx.emit(
+            IssueResolved,
+            project=env.project,
+            monitor_slug=env.monitor_slug,
+            environment=env.name,
+            fingerprint=[env.fingerprint],
+            incident_id=incident.id,
+            update_date=ok.date_added,
+        )

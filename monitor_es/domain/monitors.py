@@ -1,0 +1,206 @@
+"""Monitors: lookup and upsert from check-ins (spec §2.4) and the API events (§8.25)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from monitor_es.domain.config import (
+    MonitorConfig,
+    config_to_json,
+    merge_config,
+    slugify,
+    validate_config,
+)
+from monitor_es.domain.effects import Effects
+from monitor_es.domain.errors import ErrorType, Rejected, error
+from monitor_es.domain.events import (
+    MonitorConfigured,
+    MonitorCreated,
+    MonitorDeleted,
+    MonitorDisabled,
+    MonitorDisabledChanged,
+    MonitorMuted,
+    MonitorRemoved,
+    MonitorUpdated,
+    MuteChanged,
+)
+from monitor_es.domain.partition import Partition
+from monitor_es.domain.records import expect_after, record_checkin
+from monitor_es.domain.state import CheckInStatus, Environment, Monitor
+from monitor_es.domain.time import trunc_minute
+
+
+def upsert_from_checkin(
+    p: Partition, fx: Effects, project: str, slug: str, raw_config: Any
+) -> Monitor:
+    """Finds the monitor, creating or merging it from a check-in's `monitor_config`."""
+    monitor = p.monitors.get((project, slug))
+    if not raw_config:  # Sentry skips the upsert for any empty config (`{}` included)
+        if monitor is None:
+            raise Rejected([error(ErrorType.MONITOR_NOT_FOUND)])
+        return monitor
+    validated = validate_config(raw_config, clamp=True)
+    if not isinstance(validated, MonitorConfig):
+        if monitor is None:
+            raise Rejected(
+                [
+                    error(ErrorType.MONITOR_INVALID_CONFIG, errors=validated),
+                    error(ErrorType.MONITOR_NOT_FOUND),
+                ]
+            )
+        return monitor  # an invalid upsert leaves an existing monitor as it is (spec §2.4)
+    if monitor is None:
+        monitor = _create(p, fx, project=project, slug=slug, name=slug, config=validated)
+    else:
+        merged = merge_config(monitor.config, raw_config, validated)
+        if merged != monitor.config:
+            monitor.config = merged
+            _emit_updated(fx, monitor)
+    monitor.is_upserting = True
+    p.touch_monitor(monitor)
+    return monitor
+
+
+def _create(
+    p: Partition, fx: Effects, *, project: str, slug: str, name: str, config: MonitorConfig
+) -> Monitor:
+    limit = p.limits.max_monitors_per_project
+    if p.monitor_counts.get(project, 0) >= limit:
+        reason = f"You may not exceed {limit} monitors per organization"
+        raise Rejected([error(ErrorType.MONITOR_LIMIT_EXCEEDED, reason=reason)])
+    monitor = Monitor(project=project, slug=slug, name=name, config=config)
+    p.add_monitor(monitor)
+    fx.emit(
+        MonitorCreated,
+        project=project,
+        monitor_slug=slug,
+        name=name,
+        config=config_to_json(config),
+    )
+    return monitor
+
+
+def _emit_updated(fx: Effects, monitor: Monitor) -> None:
+    fx.emit(
+        MonitorUpdated,
+        project=monitor.project,
+        monitor_slug=monitor.slug,
+        name=monitor.name,
+        config=config_to_json(monitor.config),
+    )
+
+
+def _existing(p: Partition, project: str, raw_slug: str) -> Monitor:
+    monitor = p.monitors.get((project, slugify(raw_slug)))
+    if monitor is None:
+        raise Rejected([error(ErrorType.MONITOR_NOT_FOUND)])
+    return monitor
+
+
+def configure(p: Partition, fx: Effects, ts: datetime, event: MonitorConfigured) -> None:
+    """Creates or edits a monitor through the API, recomputing what the edit changes."""
+    slug = slugify(event.monitor_slug)
+    validated = validate_config(event.config)
+    if not isinstance(validated, MonitorConfig):
+        raise Rejected([error(ErrorType.MONITOR_INVALID_CONFIG, errors=validated)])
+    monitor = p.monitors.get((event.project, slug))
+    if monitor is None:
+        _create(p, fx, project=event.project, slug=slug, name=event.name or slug, config=validated)
+        return
+    old = monitor.config
+    raw = event.config if isinstance(event.config, dict) else {}
+    monitor.config = merge_config(old, raw, validated)
+    monitor.name = event.name or monitor.name
+    p.touch_monitor(monitor)
+    _emit_updated(fx, monitor)
+    _apply_edit(p, fx, ts, monitor, old)
+
+
+def _apply_edit(
+    p: Partition, fx: Effects, ts: datetime, monitor: Monitor, old: MonitorConfig
+) -> None:
+    """Spec §8.25: a new margin, runtime or schedule recomputes the derived deadlines."""
+    new = monitor.config
+    schedule_changed = new.schedule != old.schedule or new.tz != old.tz
+    for env in p.envs_of(monitor).values():
+        if schedule_changed:
+            # The edit happens at the event's time, which stands in for Sentry's wall clock.
+            if env.last_checkin is None:
+                env.last_checkin = ts
+            expect_after(p, monitor, env, ts)
+        elif new.margin != old.margin and env.next_checkin is not None:
+            env.next_checkin_latest = env.next_checkin + new.margin
+            p.schedule_due(env)
+            p.touch(env)
+        if new.runtime != old.runtime:
+            _retime_running(p, fx, env, new)
+
+
+def _retime_running(p: Partition, fx: Effects, env: Environment, config: MonitorConfig) -> None:
+    for checkin in env.checkins:
+        if checkin.status is CheckInStatus.IN_PROGRESS:
+            checkin.timeout_at = trunc_minute(checkin.date_added) + config.runtime
+            p.schedule_timeout(env, checkin)
+            record_checkin(fx, env, checkin, created=False)
+    p.touch(env)
+
+
+def mute(p: Partition, fx: Effects, event: MonitorMuted) -> None:
+    """Mutes or unmutes one environment, or the monitor with all its environments."""
+    monitor = _existing(p, event.project, event.monitor_slug)
+    envs = p.envs_of(monitor)
+    if event.environment is None:
+        monitor.muted = event.muted
+        p.touch_monitor(monitor)
+        targets = [envs[name] for name in sorted(envs)]
+    else:
+        env = envs.get(event.environment)
+        if env is None:
+            reason = f"Environment {event.environment!r} does not exist"
+            raise Rejected([error(ErrorType.MONITOR_INVALID_ENVIRONMENT, reason=reason)])
+        targets = [env]
+    for env in targets:
+        set_muted(p, fx, env, event.muted, reason="user")
+
+
+def set_muted(p: Partition, fx: Effects, env: Environment, muted: bool, *, reason: str) -> None:
+    """Sets an environment's muted flag, emitting `mute_changed` when it changes."""
+    if env.muted == muted:
+        return
+    env.muted = muted
+    p.touch(env)
+    fx.emit(
+        MuteChanged,
+        project=env.project,
+        monitor_slug=env.monitor_slug,
+        environment=env.name,
+        muted=muted,
+        reason=reason,
+    )
+
+
+def disable(p: Partition, fx: Effects, ts: datetime, event: MonitorDisabled) -> None:
+    """Disables a monitor, or enables it with fresh expectations (no miss for the gap)."""
+    monitor = _existing(p, event.project, event.monitor_slug)
+    if monitor.disabled == event.disabled:
+        return
+    monitor.disabled = event.disabled
+    p.touch_monitor(monitor)
+    fx.emit(
+        MonitorDisabledChanged,
+        project=monitor.project,
+        monitor_slug=monitor.slug,
+        disabled=monitor.disabled,
+    )
+    if not monitor.disabled:
+        for env in p.envs_of(monitor).values():
+            if env.next_checkin is not None:
+                expect_after(p, monitor, env, ts)
+
+
+def delete(p: Partition, fx: Effects, event: MonitorDeleted) -> None:
+    """Deletes a monitor and its environments."""
+    monitor = _existing(p, event.project, event.monitor_slug)
+    p.remove_monitor(monitor)
+    fx.emit(MonitorRemoved, project=monitor.project, monitor_slug=monitor.slug)

@@ -1,0 +1,231 @@
+"""One partition's state: monitors, environments and the indexes the clock reads.
+
+The indexes (due deadlines, timeouts, check-in ownership) are derived from the records and
+rebuilt on load, so only monitors, environments and the clock state are ever persisted.
+Heaps are ordered by (deadline, key) alone, never by insertion, so a partition loaded
+from Redis runs its clock tasks in exactly the order of one that never stopped.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import insort
+from dataclasses import dataclass
+from datetime import datetime
+
+import msgspec
+
+from monitor_es.domain.state import (
+    CheckIn,
+    CheckInStatus,
+    Environment,
+    EnvKey,
+    Monitor,
+    MonitorKey,
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Configurable limits (spec §1.3 and §2.3)."""
+
+    max_monitors_per_project: int = 10_000
+    max_environments_per_monitor: int = 1_000
+    checkins_per_minute: int = 6
+    # Check-ins kept per environment beyond what the thresholds need; 4 are needed by
+    # broken detection (spec §6.2), one more lets a duplicate close still be recognised.
+    history: int = 5
+
+
+class ClockState(msgspec.Struct, array_like=True, kw_only=True):
+    """The partition clock: the last tick and the system-incident decisions received."""
+
+    last_tick: datetime | None = None
+    # (minute, decision) pairs, oldest first, pruned as ticks pass.
+    decisions: list[tuple[datetime, str]] = msgspec.field(default_factory=list)
+
+
+class Partition:
+    """Everything one reducer owns, plus change tracking for the commit."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self.monitors: dict[MonitorKey, Monitor] = {}
+        self.environments: dict[MonitorKey, dict[str, Environment]] = {}
+        self.monitor_counts: dict[str, int] = {}
+        self.checkin_owner: dict[tuple[str, str], Environment] = {}
+        self.clock = ClockState()
+        self.orphan_rate_minute: datetime | None = None
+        self.orphan_rates: dict[EnvKey, int] = {}
+        self._due: list[tuple[datetime, str, str, str]] = []
+        self._timeouts: list[tuple[datetime, str, str, str, str]] = []
+        self.dirty_monitors: set[MonitorKey] = set()
+        self.dirty_envs: set[EnvKey] = set()
+        self.removed_monitors: set[MonitorKey] = set()
+        self.removed_envs: set[EnvKey] = set()
+        self.clock_dirty = False
+
+    # ------------------------------------------------------------ monitors
+
+    def add_monitor(self, monitor: Monitor) -> None:
+        """Registers a new monitor."""
+        self.monitors[monitor.key] = monitor
+        self.environments.setdefault(monitor.key, {})
+        self.monitor_counts[monitor.project] = self.monitor_counts.get(monitor.project, 0) + 1
+        self.removed_monitors.discard(monitor.key)
+        self.dirty_monitors.add(monitor.key)
+
+    def remove_monitor(self, monitor: Monitor) -> None:
+        """Forgets a monitor and all of its environments."""
+        for env in self.environments.pop(monitor.key, {}).values():
+            for checkin in env.checkins:
+                self.checkin_owner.pop((env.project, checkin.id), None)
+            self.removed_envs.add(env.key)
+            self.dirty_envs.discard(env.key)
+        del self.monitors[monitor.key]
+        self.monitor_counts[monitor.project] -= 1
+        self.removed_monitors.add(monitor.key)
+        self.dirty_monitors.discard(monitor.key)
+
+    def touch_monitor(self, monitor: Monitor) -> None:
+        """Marks a monitor as changed for the next commit."""
+        self.dirty_monitors.add(monitor.key)
+
+    # ------------------------------------------------------------ environments
+
+    def envs_of(self, monitor: Monitor) -> dict[str, Environment]:
+        """The environments of a monitor, by name."""
+        return self.environments[monitor.key]
+
+    def add_environment(self, env: Environment) -> None:
+        """Registers a new environment (or one loaded from the store) and indexes it."""
+        self.environments.setdefault((env.project, env.monitor_slug), {})[env.name] = env
+        for checkin in env.checkins:
+            self.checkin_owner[(env.project, checkin.id)] = env
+            self.schedule_timeout(env, checkin)
+        self.schedule_due(env)
+        self.removed_envs.discard(env.key)
+        self.dirty_envs.add(env.key)
+
+    def touch(self, env: Environment) -> None:
+        """Marks an environment as changed for the next commit."""
+        self.dirty_envs.add(env.key)
+
+    def environment(self, key: EnvKey) -> Environment | None:
+        """An environment by key, if it exists."""
+        envs = self.environments.get((key[0], key[1]))
+        return None if envs is None else envs.get(key[2])
+
+    def all_environments(self) -> list[Environment]:
+        """Every environment, sorted by key (a deterministic order for sweeps)."""
+        found = [env for envs in self.environments.values() for env in envs.values()]
+        found.sort(key=lambda env: env.key)
+        return found
+
+    # ------------------------------------------------------------ check-ins
+
+    def add_checkin(self, env: Environment, checkin: CheckIn, keep: int) -> None:
+        """Files a check-in in date order, indexes it and prunes old history."""
+        checkins = env.checkins
+        if not checkins or checkins[-1].date_added <= checkin.date_added:
+            checkins.append(checkin)
+        else:
+            insort(checkins, checkin, key=lambda c: c.date_added)
+        self.checkin_owner[(env.project, checkin.id)] = env
+        self.schedule_timeout(env, checkin)
+        if len(checkins) > keep:
+            self._prune(env, keep)
+
+    def _prune(self, env: Environment, keep: int) -> None:
+        # In-progress runs stay whatever their age: they can still be closed or time out.
+        excess = len(env.checkins) - keep
+        kept: list[CheckIn] = []
+        for checkin in env.checkins:
+            if excess > 0 and checkin.status is not CheckInStatus.IN_PROGRESS:
+                excess -= 1
+                self.checkin_owner.pop((env.project, checkin.id), None)
+            else:
+                kept.append(checkin)
+        env.checkins = kept
+
+    def find_checkin(self, project: str, checkin_id: str) -> tuple[Environment, CheckIn] | None:
+        """The environment and check-in with this id in the project, if still kept."""
+        env = self.checkin_owner.get((project, checkin_id))
+        if env is None:
+            return None
+        for checkin in reversed(env.checkins):
+            if checkin.id == checkin_id:
+                return env, checkin
+        return None
+
+    # ------------------------------------------------------------ clock indexes
+
+    def schedule_due(self, env: Environment) -> None:
+        """Indexes the environment's missed deadline (`next_checkin_latest`)."""
+        if env.next_checkin_latest is not None:
+            heapq.heappush(self._due, (env.next_checkin_latest, *env.key))
+
+    def schedule_timeout(self, env: Environment, checkin: CheckIn) -> None:
+        """Indexes an in-progress check-in's timeout."""
+        if checkin.status is CheckInStatus.IN_PROGRESS and checkin.timeout_at is not None:
+            heapq.heappush(self._timeouts, (checkin.timeout_at, *env.key, checkin.id))
+
+    def due_environments(self, tick: datetime) -> list[Environment]:
+        """Pops environments whose `next_checkin_latest <= tick` (inclusive, spec §3.5)."""
+        due: list[Environment] = []
+        seen: set[EnvKey] = set()
+        heap = self._due
+        while heap and heap[0][0] <= tick:
+            deadline, project, slug, name = heapq.heappop(heap)
+            env = self.environment((project, slug, name))
+            # Entries are never removed eagerly; a stale one no longer matches the env.
+            if env is None or env.next_checkin_latest != deadline or env.key in seen:
+                continue
+            seen.add(env.key)
+            due.append(env)
+        return due
+
+    def timed_out(self, tick: datetime) -> list[tuple[Environment, CheckIn]]:
+        """Pops in-progress check-ins whose `timeout_at <= tick`."""
+        found: list[tuple[Environment, CheckIn]] = []
+        seen: set[str] = set()
+        heap = self._timeouts
+        while heap and heap[0][0] <= tick:
+            deadline, project, slug, name, checkin_id = heapq.heappop(heap)
+            hit = self.find_checkin(project, checkin_id)
+            if hit is None or hit[0].key != (project, slug, name) or checkin_id in seen:
+                continue
+            env, checkin = hit
+            if checkin.status is CheckInStatus.IN_PROGRESS and checkin.timeout_at == deadline:
+                seen.add(checkin_id)
+                found.append((env, checkin))
+        return found
+
+    # ------------------------------------------------------------ commit support
+
+    def take_changes(self) -> Changes:
+        """Returns and clears what changed since the last call (for the commit)."""
+        changes = Changes(
+            monitors=[self.monitors[k] for k in sorted(self.dirty_monitors)],
+            environments=[e for k in sorted(self.dirty_envs) if (e := self.environment(k))],
+            removed_monitors=sorted(self.removed_monitors),
+            removed_environments=sorted(self.removed_envs),
+            clock=self.clock if self.clock_dirty else None,
+        )
+        self.dirty_monitors.clear()
+        self.dirty_envs.clear()
+        self.removed_monitors.clear()
+        self.removed_envs.clear()
+        self.clock_dirty = False
+        return changes
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a batch changed: the records to write and the keys to delete."""
+
+    monitors: list[Monitor]
+    environments: list[Environment]
+    removed_monitors: list[MonitorKey]
+    removed_environments: list[EnvKey]
+    clock: ClockState | None

@@ -1,0 +1,91 @@
+"""Validation of a check-in's user-controlled fields (spec §2.3 steps 4–5)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Final
+
+import msgspec
+
+from monitor_es.domain.errors import ErrorType, Rejected, error
+from monitor_es.domain.state import CheckInStatus
+
+ZERO_GUID: Final = "00000000-0000-0000-0000-000000000000"
+MAX_DURATION_MS: Final = 2_147_483_647
+_HEX: Final = frozenset("0123456789abcdef")
+_STATUSES: Final = {
+    "ok": CheckInStatus.OK,
+    "error": CheckInStatus.ERROR,
+    "in_progress": CheckInStatus.IN_PROGRESS,
+}
+
+
+class CheckInPayload(msgspec.Struct, frozen=True):
+    """The validated fields of one check-in."""
+
+    guid: str
+    status: CheckInStatus
+    duration_ms: int | None
+    trace_id: str | None
+
+
+def normalise_guid(value: object) -> str | None:
+    """A UUID (dashed or 32 hex digits, any case) in dashed lower case, or None."""
+    if not isinstance(value, str):
+        return None
+    text = value.lower()
+    if len(text) == 36:
+        if text[8] != "-" or text[13] != "-" or text[18] != "-" or text[23] != "-":
+            return None
+        digits = text.replace("-", "")
+    elif len(text) == 32:
+        digits = text
+    else:
+        return None
+    if len(digits) != 32 or not _HEX.issuperset(digits):
+        return None
+    if len(text) == 36:
+        return text
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
+def validate_payload(
+    check_in_id: Any, status: Any, duration: Any, environment: Any, trace_id: Any
+) -> CheckInPayload:
+    """Checks the GUID, then the payload fields; raises Rejected with typed errors."""
+    guid = normalise_guid(check_in_id)
+    if guid is None:
+        raise Rejected([error(ErrorType.CHECKIN_INVALID_GUID)])
+    problems: dict[str, list[str]] = {}
+    checked_status = _STATUSES.get(status) if isinstance(status, str) else None
+    if checked_status is None:
+        problems["status"] = [f'"{status}" is not a valid choice.']
+    duration_ms = _duration_ms(duration, problems)
+    if environment is not None and not isinstance(environment, str):
+        problems["environment"] = ["Not a valid string."]
+    trace = None
+    if trace_id is not None:
+        trace = normalise_guid(trace_id)
+        if trace is None:
+            problems["trace_id"] = ["Must be a valid UUID."]
+    if problems or checked_status is None:
+        raise Rejected([error(ErrorType.CHECKIN_VALIDATION_FAILED, errors=problems)])
+    return CheckInPayload(guid, checked_status, duration_ms, trace)
+
+
+def _duration_ms(duration: Any, problems: dict[str, list[str]]) -> int | None:
+    # The SDK sends seconds; Sentry stores int(seconds * 1000) milliseconds.
+    if duration is None:
+        return None
+    if isinstance(duration, bool) or not isinstance(duration, int | float):
+        problems["duration"] = ["A valid integer is required."]
+        return None
+    if not math.isfinite(duration):
+        problems["duration"] = ["A valid integer is required."]
+        return None
+    ms = int(duration * 1000)
+    if ms < 0:
+        problems["duration"] = ["Ensure this value is greater than or equal to 0."]
+    elif ms > MAX_DURATION_MS:
+        problems["duration"] = [f"Ensure this value is less than or equal to {MAX_DURATION_MS}."]
+    return ms

@@ -1,0 +1,68 @@
+"""Small writers shared by the reducer steps: check-in records and status changes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from monitor_es.domain.effects import Effects
+from monitor_es.domain.events import CheckInCreated, CheckInUpdated, StatusChanged
+from monitor_es.domain.partition import Partition
+from monitor_es.domain.schedule import next_expected
+from monitor_es.domain.state import CheckIn, Environment, EnvStatus, Monitor
+
+
+def record_checkin(fx: Effects, env: Environment, checkin: CheckIn, *, created: bool) -> None:
+    """Emits the full record of a created or changed check-in (feeds the history model)."""
+    kind = CheckInCreated if created else CheckInUpdated
+    fx.emit(
+        kind,
+        project=env.project,
+        monitor_slug=env.monitor_slug,
+        environment=env.name,
+        check_in_id=checkin.id,
+        status=checkin.status.value,
+        date_added=checkin.date_added,
+        date_updated=checkin.date_updated,
+        date_clock=checkin.date_clock,
+        expected_time=checkin.expected_time,
+        timeout_at=checkin.timeout_at,
+        duration_ms=checkin.duration_ms,
+        date_in_progress=checkin.date_in_progress,
+        trace_id=checkin.trace_id,
+    )
+
+
+def set_status(fx: Effects, env: Environment, status: EnvStatus, at: datetime) -> None:
+    """Sets the environment's verdict, emitting `status_changed` when it differs."""
+    if env.status is status:
+        return
+    fx.emit(
+        StatusChanged,
+        project=env.project,
+        monitor_slug=env.monitor_slug,
+        environment=env.name,
+        status=status.value,
+        previous=env.status.value,
+        at=at,
+    )
+    env.status = status
+
+
+def has_newer_result(env: Environment, checkin: CheckIn) -> bool:
+    """True if an ok/error check-in newer than this one exists (guard of spec §3.7.3)."""
+    for other in reversed(env.checkins):
+        if other.date_added <= checkin.date_added:
+            return False
+        if other is not checkin and other.status.value in ("ok", "error"):
+            return True
+    return False
+
+
+def expect_after(p: Partition, monitor: Monitor, env: Environment, reference: datetime) -> None:
+    """Sets the next expected check-in (and its latest time) after a reference instant."""
+    config = monitor.config
+    expected = next_expected(config.schedule, config.tz, reference)
+    env.next_checkin = expected
+    env.next_checkin_latest = expected + config.margin
+    p.schedule_due(env)
+    p.touch(env)

@@ -1,0 +1,390 @@
+"""Schedules: crontab parsing and expected check-in slots (spec §4.7 and §2.10).
+
+Every computation is at minute precision, in the monitor's time zone, and returns aware UTC
+datetimes. Crontabs follow Debian cron across DST (peers.md §3.2): a fixed-time job (no `*` or
+step in the minute and hour fields) runs once in a repeated hour and, when its local time is
+skipped, at the instant the gap ends; any other job runs on real time.
+"""
+
+import calendar
+import copy
+import re
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Final, Literal, assert_never
+from zoneinfo import ZoneInfo
+
+import msgspec
+from croniter import CroniterBadDateError, croniter
+
+__all__ = [
+    "CrontabSchedule",
+    "IntervalSchedule",
+    "IntervalUnit",
+    "Schedule",
+    "ScheduleError",
+    "next_expected",
+    "parse_crontab",
+    "prev_expected",
+]
+
+IntervalUnit = Literal["minute", "hour", "day", "week", "month", "year"]
+
+
+class CrontabSchedule(msgspec.Struct, frozen=True, tag="crontab"):
+    """A 5-field crontab, whitespace collapsed and `@aliases` expanded."""
+
+    expr: str
+
+
+class IntervalSchedule(msgspec.Struct, frozen=True, tag="interval"):
+    """Every `count` units; minutes and hours are elapsed time, longer units keep wall time."""
+
+    count: int
+    unit: IntervalUnit
+
+
+Schedule = CrontabSchedule | IntervalSchedule
+
+
+class ScheduleError(ValueError):
+    """Raised with the user-facing message of spec §2.10."""
+
+
+NOT_PARSEABLE: Final = "Schedule was not parseable"
+TOO_MANY_FIELDS: Final = "Only 5 field crontab syntax is supported"
+INVALID: Final = "Schedule is invalid"
+
+_ALIASES: Final = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+# croniter's `H` (hashed) and `R` (random) fields need a seed or draw randomness: not cron.
+_HASHED_FIELD: Final = re.compile(r"[hr](\(\d+-\d+\))?(/\d+)?", re.IGNORECASE)
+# Validation and the parsed template start here, never at the wall clock.
+_REFERENCE: Final = datetime(2000, 1, 1)
+
+_MINUTE: Final = timedelta(minutes=1)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+# Offset changes are probed once a day: the closest pair of changes in tzdata since 1970 is
+# about 7 days apart, so a probe can never step over two of them.
+_PROBE: Final = timedelta(days=1)
+_MAX_STEPS: Final = 5000
+_CACHE_SIZE: Final = 65536
+_ELAPSED: Final = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1)}
+_DAYS: Final = {"day": 1, "week": 7}
+_MONTHS: Final = {"month": 1, "year": 12}
+
+
+class _Cron:
+    """A validated crontab with a parsed croniter template that is copied for each search."""
+
+    __slots__ = ("expr", "fixed", "template")
+
+    def __init__(self, expr: str, template: "croniter[datetime]") -> None:
+        self.expr = expr
+        self.template = template
+        minute, hour = expr.split(" ")[:2]
+        self.fixed = not any(c in minute + hour for c in "*/")
+
+    def after(self, wall: datetime) -> datetime:
+        """The first naive local match strictly after `wall`."""
+        # Copying skips re-parsing, which is half of croniter's cost; the copy keeps it stateless.
+        return copy.copy(self.template).get_next(datetime, start_time=wall)
+
+    def before(self, wall: datetime) -> datetime:
+        """The last naive local match strictly before `wall`."""
+        return copy.copy(self.template).get_prev(datetime, start_time=wall)
+
+
+def _normalise(expr: str) -> str:
+    """Collapse whitespace, expand aliases and check the field count."""
+    text = " ".join(expr.split())
+    if text.startswith("@"):
+        alias = _ALIASES.get(text.lower())
+        if alias is None:
+            raise ScheduleError(NOT_PARSEABLE)
+        return alias
+    fields = text.split(" ")
+    if len(fields) > 5:
+        raise ScheduleError(TOO_MANY_FIELDS)
+    if len(fields) < 5 or any(_HASHED_FIELD.fullmatch(field) for field in fields):
+        raise ScheduleError(NOT_PARSEABLE)
+    return text
+
+
+@lru_cache(maxsize=4096)
+def _compile(expr: str) -> _Cron:
+    """Validate a crontab and build its reusable croniter template."""
+    text = _normalise(expr)
+    try:
+        # The cron "bug" mode is Vixie/Debian cron (and cronsim): day-of-month and day-of-week
+        # are ANDed when either field starts with `*`.
+        template = croniter(text, _REFERENCE, datetime, implement_cron_bug=True)
+    except ValueError as exc:  # every croniter syntax error is a ValueError
+        raise ScheduleError(NOT_PARSEABLE) from exc
+    cron = _Cron(text, template)
+    try:
+        cron.after(_REFERENCE)
+        cron.before(_REFERENCE)
+    except CroniterBadDateError as exc:  # valid syntax that never matches, e.g. `* * 31 2 *`
+        raise ScheduleError(INVALID) from exc
+    except ValueError as exc:
+        raise ScheduleError(NOT_PARSEABLE) from exc
+    return cron
+
+
+def parse_crontab(expr: str) -> CrontabSchedule:
+    """Parse a user crontab into its normalised schedule or raise ScheduleError."""
+    return CrontabSchedule(expr=_compile(expr).expr)
+
+
+def next_expected(schedule: Schedule, tz: str, ref: datetime) -> datetime:
+    """The first slot strictly after the aware `ref`, as a UTC minute."""
+    try:
+        return _next_cached(schedule, tz, (ref - _EPOCH) // _MINUTE)
+    except OverflowError as exc:  # beyond datetime's year 9999
+        raise ScheduleError(INVALID) from exc
+
+
+def prev_expected(schedule: Schedule, tz: str, start: datetime, ref: datetime) -> datetime:
+    """The last slot strictly before `ref` (intervals anchored at `start`), as a UTC minute."""
+    # Slots are whole minutes, so "before ref" is "before ref rounded up to the minute".
+    limit = -((_EPOCH - ref) // _MINUTE)
+    try:
+        if isinstance(schedule, CrontabSchedule):
+            return _prev_cron_cached(schedule.expr, tz, limit)
+        return _prev_interval_cached(schedule, tz, (start - _EPOCH) // _MINUTE, limit)
+    except OverflowError as exc:
+        raise ScheduleError(INVALID) from exc
+
+
+def _at(minute: int) -> datetime:
+    """The aware UTC instant of an epoch minute."""
+    return _EPOCH + minute * _MINUTE
+
+
+@lru_cache(maxsize=512)
+def _zone(tz: str) -> ZoneInfo:
+    """The cached ZoneInfo of a tz-database name."""
+    return ZoneInfo(tz)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _next_cached(schedule: Schedule, tz: str, minute: int) -> datetime:
+    """next_expected for the reference minute `minute`, memoised."""
+    match schedule:
+        case CrontabSchedule(expr=expr):
+            return _cron_next(_compile(expr), _zone(tz), _at(minute + 1))
+        case IntervalSchedule(count=count, unit=unit):
+            _check_count(count)
+            if unit in _ELAPSED:
+                return _at(minute) + count * _ELAPSED[unit]
+            return _calendar_next(count, unit, _zone(tz), _at(minute))
+        case _:
+            assert_never(schedule)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _prev_cron_cached(expr: str, tz: str, limit: int) -> datetime:
+    """prev_expected of a crontab for slots before the minute `limit`, memoised."""
+    return _cron_prev(_compile(expr), _zone(tz), _at(limit - 1))
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _prev_interval_cached(schedule: IntervalSchedule, tz: str, start: int, limit: int) -> datetime:
+    """prev_expected of an interval anchored at minute `start`, before minute `limit`, memoised."""
+    _check_count(schedule.count)
+    anchor = _at(start)
+    if limit <= start:
+        return anchor
+    if schedule.unit in _ELAPSED:
+        step = schedule.count * _ELAPSED[schedule.unit]
+        return anchor + ((_at(limit - 1) - anchor) // step) * step
+    return _calendar_prev(schedule.count, schedule.unit, _zone(tz), anchor, _at(limit))
+
+
+def _check_count(count: int) -> None:
+    """Reject an interval that would never advance."""
+    if count <= 0:
+        raise ScheduleError(INVALID)
+
+
+# --- Time-zone helpers. Instants are aware UTC minutes; walls are naive local times. ---------
+
+
+def _offset(zone: ZoneInfo, instant: datetime) -> timedelta:
+    """The zone's UTC offset at an instant."""
+    offset = instant.astimezone(zone).utcoffset()
+    assert offset is not None  # a ZoneInfo always knows its offset
+    return offset
+
+
+def _wall(instant: datetime, offset: timedelta) -> datetime:
+    """The naive local wall time of an instant whose offset is known."""
+    return instant.replace(tzinfo=None) + offset
+
+
+def _instant(wall: datetime, offset: timedelta) -> datetime:
+    """The UTC instant of a naive wall time under a known offset."""
+    return (wall - offset).replace(tzinfo=UTC)
+
+
+def _change_within(zone: ZoneInfo, lo: datetime, hi: datetime) -> datetime:
+    """The first minute in (lo, hi] whose offset differs from lo's; there is exactly one change."""
+    base = _offset(zone, lo)
+    while hi - lo > _MINUTE:
+        mid = lo + (hi - lo) // _MINUTE // 2 * _MINUTE
+        if _offset(zone, mid) == base:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def _first_change(zone: ZoneInfo, lo: datetime, base: timedelta, hi: datetime) -> datetime | None:
+    """The first offset change in (lo, hi], given lo's offset `base`, or None."""
+    while lo < hi:
+        probe = min(lo + _PROBE, hi)
+        if _offset(zone, probe) != base:
+            return _change_within(zone, lo, probe)
+        lo = probe
+    return None
+
+
+def _last_change(zone: ZoneInfo, lo: datetime, hi: datetime, base: timedelta) -> datetime | None:
+    """The last offset change in (lo, hi], given hi's offset `base`, or None."""
+    while lo < hi:
+        probe = max(hi - _PROBE, lo)
+        if _offset(zone, probe) != base:
+            return _change_within(zone, probe, hi)
+        hi = probe
+    return None
+
+
+def _in_repeat(zone: ZoneInfo, instant: datetime) -> bool:
+    """True when the instant's wall time already happened once (second pass of a fall-back)."""
+    return instant.astimezone(zone).fold == 1
+
+
+def _repeat_bounds(zone: ZoneInfo, instant: datetime) -> tuple[datetime, datetime]:
+    """The UTC span [start, end) of the second pass of the repeated hour holding `instant`."""
+    wall = instant.astimezone(zone).replace(tzinfo=None)
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)  # the first pass
+    start = _change_within(zone, first, instant)
+    return start, start + (instant - first)
+
+
+def _from_wall(zone: ZoneInfo, wall: datetime) -> datetime:
+    """The UTC instant of a local wall time: the first pass in a fold, the gap's end in a gap."""
+    early = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if early.astimezone(zone).replace(tzinfo=None) == wall:
+        return early
+    # A skipped wall time: fold=1 reads it with the later offset, which lands before the jump.
+    late = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    return _change_within(zone, late, early)
+
+
+# --- Crontab search. -------------------------------------------------------------------------
+
+
+def _gap_matches(cron: _Cron, zone: ZoneInfo, instant: datetime) -> bool:
+    """True when `instant` ends a spring-forward gap whose skipped walls match the crontab."""
+    before, after = _offset(zone, instant - _MINUTE), _offset(zone, instant)
+    if after <= before:
+        return False
+    return cron.after(_wall(instant, before) - _MINUTE) < _wall(instant, after)
+
+
+def _cron_next(cron: _Cron, zone: ZoneInfo, lo: datetime) -> datetime:
+    """The earliest crontab slot at or after the UTC minute `lo`."""
+    # A fixed-time job whose local time was skipped right before `lo` runs at `lo` (Debian).
+    if cron.fixed and _gap_matches(cron, zone, lo):
+        return lo
+    for _ in range(_MAX_STEPS):
+        offset = _offset(zone, lo)
+        candidate = _instant(cron.after(_wall(lo, offset) - _MINUTE), offset)
+        change = _first_change(zone, lo, offset, candidate)
+        if change is None:
+            if cron.fixed and _in_repeat(zone, candidate):
+                lo = _repeat_bounds(zone, candidate)[1]  # fixed-time jobs skip the second pass
+                continue
+            return candidate
+        # The offset changes before the candidate: nothing matched up to the change.
+        if cron.fixed and _gap_matches(cron, zone, change):
+            return change
+        lo = change
+    raise OverflowError("no crontab slot found")
+
+
+def _cron_prev(cron: _Cron, zone: ZoneInfo, hi: datetime) -> datetime:
+    """The latest crontab slot at or before the UTC minute `hi`."""
+    for _ in range(_MAX_STEPS):
+        offset = _offset(zone, hi)
+        candidate = _instant(cron.before(_wall(hi, offset) + _MINUTE), offset)
+        change = _last_change(zone, candidate, hi, offset)
+        if change is None:
+            if cron.fixed and _in_repeat(zone, candidate):
+                hi = _repeat_bounds(zone, candidate)[0] - _MINUTE  # only the first pass counts
+                continue
+            return candidate
+        # The offset changed after the candidate: nothing matched from the change up to `hi`.
+        if cron.fixed and _gap_matches(cron, zone, change):
+            return change
+        hi = change - _MINUTE
+    raise OverflowError("no crontab slot found")
+
+
+# --- Calendar intervals (day, week, month, year): local wall-clock arithmetic. ----------------
+
+
+def _shift(wall: datetime, unit: str, steps: int) -> datetime | None:
+    """`wall` moved by `steps` units, or None when that date does not exist (Jan 31 + 1 month)."""
+    if unit in _DAYS:
+        return wall + timedelta(days=steps * _DAYS[unit])
+    year, month = divmod(wall.year * 12 + wall.month - 1 + steps * _MONTHS[unit], 12)
+    if not 1 <= year <= 9999:
+        raise OverflowError("date out of range")
+    # Like dateutil's rrule, a day that the target month lacks is skipped, not clamped.
+    if wall.day > calendar.monthrange(year, month + 1)[1]:
+        return None
+    return wall.replace(year=year, month=month + 1)
+
+
+def _occurrence(zone: ZoneInfo, anchor: datetime, unit: str, steps: int) -> datetime | None:
+    """The UTC instant of the local `anchor` moved by `steps` units, or None if none exists."""
+    wall = _shift(anchor, unit, steps)
+    return None if wall is None else _from_wall(zone, wall)
+
+
+def _calendar_next(count: int, unit: str, zone: ZoneInfo, ref: datetime) -> datetime:
+    """The first step of `count` units from `ref`'s local wall time that lands after `ref`."""
+    anchor = ref.astimezone(zone).replace(tzinfo=None)
+    for k in range(1, _MAX_STEPS):
+        slot = _occurrence(zone, anchor, unit, k * count)
+        # A gap can pull a slot back onto `ref` (a day-long jump): then take one more step.
+        if slot is not None and slot > ref:
+            return slot
+    raise OverflowError("no interval slot found")
+
+
+def _calendar_prev(
+    count: int, unit: str, zone: ZoneInfo, start: datetime, limit: datetime
+) -> datetime:
+    """The last occurrence before `limit` of `count` units stepped from `start`'s local time."""
+    anchor = start.astimezone(zone).replace(tzinfo=None)
+    end = limit.astimezone(zone).replace(tzinfo=None)
+    if unit in _DAYS:
+        units = (end - anchor).days // _DAYS[unit]
+    else:
+        units = ((end.year - anchor.year) * 12 + end.month - anchor.month) // _MONTHS[unit]
+    # Two steps of headroom absorb the offset difference between wall time and UTC.
+    for k in range(units // count + 2, 0, -1):
+        slot = _occurrence(zone, anchor, unit, k * count)
+        if slot is not None and slot < limit:
+            return slot
+    return start

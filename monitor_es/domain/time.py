@@ -1,0 +1,35 @@
+"""Instants and minutes: the few time helpers the pure core needs (it never reads a clock)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+ONE_MINUTE = timedelta(minutes=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def trunc_minute(instant: datetime) -> datetime:
+    """The instant with seconds and microseconds dropped."""
+    if instant.second or instant.microsecond:
+        return instant.replace(second=0, microsecond=0)
+    return instant
+
+
+def from_ms(ms: int) -> datetime:
+    """An aware UTC datetime from epoch milliseconds (the wire and stream-id form)."""
+    # Integer arithmetic keeps millisecond values exact (no float rounding).
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def to_ms(instant: datetime) -> int:
+    """Epoch milliseconds of an aware datetime."""
+    delta = instant - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def iso(instant: datetime | None) -> str | None:
+    """ISO 8601 UTC with a `Z` suffix (fractions only when present), or None."""
+    if instant is None:
+        return None
+    text = instant.astimezone(UTC).replace(tzinfo=None).isoformat()
+    return text + "Z"

@@ -1,0 +1,34 @@
+"""Folding whole logs with the pure reducer: `simulate` (and, later, replay and audit)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from monitor_es.domain.events import DerivedEvent
+from monitor_es.domain.partition import Limits, Partition
+from monitor_es.domain.reducer import LogEntry, fold
+from monitor_es.scenario import InvalidLine, read_scenario
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """A folded scenario: the final state, every derived event, the unreadable lines."""
+
+    partition: Partition
+    events: list[DerivedEvent]
+    invalid: list[InvalidLine]
+
+
+def simulate(lines: Iterable[str], limits: Limits | None = None) -> Simulation:
+    """Folds a scenario file's lines as if every monitor shared one partition."""
+    partition = Partition(limits)
+    entries: list[LogEntry] = []
+    invalid: list[InvalidLine] = []
+    for parsed in read_scenario(lines):
+        if isinstance(parsed, InvalidLine):
+            invalid.append(parsed)
+        else:
+            entries.append(parsed)
+    events = fold(partition, entries)
+    return Simulation(partition, events, invalid)

@@ -1,0 +1,70 @@
+"""Redis clients: embedded fakeredis, a standalone Redis, or a Redis Cluster."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import fakeredis
+from redis import Redis
+from redis.cluster import RedisCluster
+
+# Every store function accepts either client; keys.py keeps each commit in one slot.
+Client = Redis | RedisCluster
+
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+# The embedded server speaks Redis 7.0, the oldest version monitor-es supports.
+EMBEDDED_VERSION = (7, 0)
+
+_embedded_lock = threading.Lock()
+_embedded_server: fakeredis.FakeServer | None = None
+
+
+def embedded_server() -> fakeredis.FakeServer:
+    """Return this process's one embedded fakeredis server, created on first use."""
+    global _embedded_server  # noqa: PLW0603 - one in-process server, shared like a real one
+    with _embedded_lock:
+        if _embedded_server is None:
+            _embedded_server = fakeredis.FakeServer(version=EMBEDDED_VERSION)
+        return _embedded_server
+
+
+def connect(url: str | None, *, cluster: bool = False) -> Client:
+    """Return a client for ``url``: None embeds fakeredis, ``redis+cluster://`` is a cluster."""
+    # decode_responses stays False everywhere: payloads and state blobs are binary.
+    if url is None:
+        # No URL: `monitor-es run` works with no server at all. One FakeServer per process, so
+        # every part of it sees the same data; other processes cannot see it.
+        return fakeredis.FakeRedis(server=embedded_server(), version=EMBEDDED_VERSION)
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"not a Redis URL: {url!r}")
+    if scheme in CLUSTER_SCHEMES:
+        # A plain redis:// URL cannot say "cluster", and the two clients route differently,
+        # so the scheme (or cluster=True) chooses the client class.
+        return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}://{rest}", decode_responses=False)
+    if cluster:
+        return RedisCluster.from_url(url, decode_responses=False)
+    return Redis.from_url(url, decode_responses=False)
+
+
+def as_bytes(value: bytes | str | int | float) -> bytes:
+    """Return a reply value as bytes (redis-py types replies as ``bytes | str``)."""
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode()
+
+
+def as_text(value: object) -> str:
+    """Return a reply value (an entry id, a member) as text."""
+    if value is None:
+        raise ValueError("unexpected nil in a Redis reply")
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)
+
+
+def bytes_map(mapping: Mapping[Any, Any] | None) -> dict[bytes, bytes]:
+    """Return a hash reply as a ``bytes -> bytes`` dict."""
+    return {as_bytes(k): as_bytes(v) for k, v in (mapping or {}).items()}

@@ -1,0 +1,190 @@
+"""Partition logs: appending entries, reading them as the owner, committing batches, replay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from monitor_es.store import functions, keys
+from monitor_es.store.connection import Client, as_text, bytes_map
+from monitor_es.store.deployment import NotInitialised
+
+Field = str | bytes
+Entry = tuple[str, bytes]
+# Unions of Mappings, because Mapping is invariant in its key type.
+StateFields = Mapping[str, bytes] | Mapping[bytes, bytes]
+MetaFields = Mapping[str, str | bytes | int] | Mapping[bytes, str | bytes | int]
+
+# XAUTOCLAIM scans at most COUNT * 10 PEL entries per call; loop until the cursor wraps.
+_CURSOR_DONE = "0-0"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A log entry moved to the dead-letter stream, with why and after how many attempts."""
+
+    entry_id: str
+    reason: str
+    attempts: int
+    payload: bytes
+
+
+def append(client: Client, partition: int, payload: bytes, entry_id: str = "*") -> str:
+    """Append ``payload`` to a partition's log and return the entry id."""
+    # NOMKSTREAM: a missing log means an uninitialised deployment; never create one here.
+    result = client.xadd(
+        keys.partition_keys(partition).log,
+        {keys.ENTRY_FIELD: payload},
+        id=entry_id,
+        nomkstream=True,
+    )
+    if result is None:
+        raise NotInitialised(_missing_log_message([partition]))
+    return as_text(result)
+
+
+def append_many(client: Client, items: Sequence[tuple[int, bytes]]) -> list[str]:
+    """Append ``(partition, payload)`` items in one non-transactional pipeline; return ids."""
+    # Not a transaction: the entries span slots, which a cluster pipeline may only do this way.
+    pipe = client.pipeline(transaction=False)
+    for partition, payload in items:
+        pipe.xadd(keys.partition_keys(partition).log, {keys.ENTRY_FIELD: payload}, nomkstream=True)
+    results = pipe.execute()
+    missing = sorted({p for (p, _), r in zip(items, results, strict=True) if r is None})
+    if missing:
+        # Entries for existing partitions were appended; a pipeline cannot be made all-or-nothing.
+        raise NotInitialised(_missing_log_message(missing))
+    return [as_text(r) for r in results]
+
+
+def broadcast(client: Client, partitions: int, payload: bytes) -> list[str]:
+    """Append the same payload to every partition's log (clock pulses, decisions)."""
+    return append_many(client, [(p, payload) for p in range(partitions)])
+
+
+class PartitionStore:
+    """Reads and commits one partition's log, state and meta as its owner."""
+
+    def __init__(self, client: Client, partition: int) -> None:
+        self.client = client
+        self.partition = partition
+        self.keys = keys.partition_keys(partition)
+
+    def read_batch(self, consumer: str, count: int, block_ms: int | None) -> list[Entry]:
+        """Read up to ``count`` new entries for ``consumer``; block_ms None does not block."""
+        reply = self.client.xreadgroup(
+            keys.REDUCER_GROUP, consumer, {self.keys.log: ">"}, count=count, block=block_ms
+        )
+        return [(as_text(i), _payload(f)) for _, entries in _streams(reply) for i, f in entries]
+
+    def claim_pending(self, consumer: str, count: int = 500) -> list[tuple[str, bytes | None]]:
+        """Take over every pending entry of the group; deleted entries come back as None."""
+        # min-idle 0 is safe only because the caller holds the lease and its fencing token.
+        claimed: list[tuple[str, bytes | None]] = []
+        cursor = _CURSOR_DONE
+        while True:
+            reply = self.client.xautoclaim(
+                self.keys.log, keys.REDUCER_GROUP, consumer, 0, start_id=cursor, count=count
+            )
+            claimed.extend((as_text(i), _payload(f)) for i, f in reply[1])
+            # Redis 7.0 lists entries deleted while pending apart, and drops them from the PEL.
+            claimed.extend((as_text(i), None) for i in (reply[2] if len(reply) > 2 else []))
+            cursor = as_text(reply[0])
+            if cursor == _CURSOR_DONE:
+                break
+        return sorted(claimed, key=lambda entry: parse_id(entry[0]))
+
+    def load_state(self, page: int = 1000) -> dict[bytes, bytes]:
+        """Return the partition's whole state hash (field -> encoded blob)."""
+        return bytes_map(dict(self.client.hscan_iter(self.keys.state, count=page)))
+
+    def load_meta(self) -> dict[bytes, bytes]:
+        """Return the partition's meta hash (last_id, fence, fail counters, worker fields)."""
+        return bytes_map(self.client.hgetall(self.keys.meta))
+
+    def commit(
+        self,
+        token: int,
+        batch_last_id: str,
+        *,
+        state_set: StateFields | None = None,
+        state_del: Iterable[Field] = (),
+        meta_set: MetaFields | None = None,
+        out: Sequence[bytes] = (),
+        dlq: Sequence[DeadLetter] = (),
+        volume: Mapping[int, int] | None = None,
+        ack_ids: Sequence[str] = (),
+    ) -> bool:
+        """Atomically apply a batch; True if applied, False if a duplicate; raises Fenced."""
+        args: list[Any] = [keys.REDUCER_GROUP, token, batch_last_id]
+        args += _section([x for kv in (state_set or {}).items() for x in kv], 2)
+        args += _section(list(state_del), 1)
+        args += _section([x for kv in (meta_set or {}).items() for x in kv], 2)
+        args += _section(list(out), 1)
+        args += _section([x for d in dlq for x in (d.entry_id, d.reason, d.attempts, d.payload)], 4)
+        args += _section([x for kv in (volume or {}).items() for x in kv], 2)
+        args += _section(list(ack_ids), 1)
+        k = self.keys
+        function_keys = [k.log, k.state, k.meta, k.out, k.dlq, k.volume]
+        return bool(functions.fcall(self.client, functions.COMMIT, function_keys, args) == 1)
+
+    def record_failure(self, token: int, entry_id: str) -> int:
+        """Count one more failure of ``entry_id`` and return its attempt count; raises Fenced."""
+        result = functions.fcall(self.client, functions.FAIL, [self.keys.meta], [token, entry_id])
+        return int(result)
+
+    def read_range(self, start: str = "-", end: str = "+", count: int | None = None) -> list[Entry]:
+        """Read log entries by id range without a consumer group (replay, audit)."""
+        return _entries(self.client.xrange(self.keys.log, start, end, count))
+
+    def read_out(self, start: str = "-", end: str = "+", count: int | None = None) -> list[Entry]:
+        """Read derived events from the partition's out stream."""
+        return _entries(self.client.xrange(self.keys.out, start, end, count))
+
+    def read_dlq(
+        self, start: str = "-", end: str = "+", count: int | None = None
+    ) -> list[tuple[str, DeadLetter]]:
+        """Read dead-lettered entries as ``(dlq entry id, DeadLetter)``."""
+        reply = self.client.xrange(self.keys.dlq, start, end, count)
+        return [(as_text(i), _dead_letter(bytes_map(f))) for i, f in reply or []]
+
+
+def parse_id(entry_id: str) -> tuple[int, int]:
+    """Return a stream id as ``(ms, seq)`` so ids compare numerically."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _section(items: list[Any], width: int) -> list[Any]:
+    return [len(items) // width, *items]
+
+
+def _payload(fields: Mapping[bytes, bytes] | None) -> bytes:
+    # An entry without our field (written by hand) decodes as b"" and is rejected downstream.
+    return (fields or {}).get(keys.ENTRY_FIELD, b"")
+
+
+def _entries(reply: Any) -> list[Entry]:
+    return [(as_text(i), _payload(f)) for i, f in reply or []]
+
+
+def _streams(reply: Any) -> list[tuple[Any, list[Any]]]:
+    # connect() makes RESP2 clients: [[stream, entries]]; an empty BLOCK read gives [] or None.
+    return [(name, entries) for name, entries in reply or []]
+
+
+def _dead_letter(fields: dict[bytes, bytes]) -> DeadLetter:
+    return DeadLetter(
+        entry_id=as_text(fields[b"id"]),
+        reason=fields[b"reason"].decode(),
+        attempts=int(fields[b"attempts"]),
+        payload=fields.get(keys.ENTRY_FIELD, b""),
+    )
+
+
+def _missing_log_message(partitions: list[int]) -> str:
+    return (
+        f"no log stream for partition(s) {partitions}: the deployment is not initialised "
+        "(run `monitor-es init`) or the partition is out of range"
+    )
