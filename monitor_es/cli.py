@@ -12,8 +12,10 @@ from typing import Any
 import msgspec
 
 from monitor_es.domain.partition import Limits
+from monitor_es.redis_simulate import simulate_on_redis
 from monitor_es.replay import simulate
 from monitor_es.scenario import line_of
+from monitor_es.store.connection import connect
 from projections.report import build_report
 
 
@@ -37,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     sim = commands.add_parser("simulate", help="fold a JSON Lines scenario with the pure reducer")
     sim.add_argument("file", type=Path, help="scenario file (JSON Lines, see domain.md)")
     sim.add_argument("--json", action="store_true", help="print the full JSON document")
+    sim.add_argument(
+        "--redis-url",
+        help="push the scenario through the real pipeline on this Redis and read it back",
+    )
+    sim.add_argument(
+        "--partitions", type=int, default=1, help="partitions for an empty database (default 1)"
+    )
     _limit_options(sim)
     sim.set_defaults(handler=_simulate)
     return parser
@@ -73,12 +82,16 @@ def _simulate(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"monitor-es: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
-    result = simulate(text.splitlines(), limits_from(args))
+    lines, limits = text.splitlines(), limits_from(args)
+    if args.redis_url:
+        run = simulate_on_redis(connect(args.redis_url), lines, args.partitions, limits)
+        environments, events, invalid = run.environments, run.events, run.invalid
+    else:
+        result = simulate(lines, limits)
+        environments = result.partition.all_environments()
+        events, invalid = result.events, result.invalid
     report = build_report(
-        result.partition.all_environments(),
-        result.events,
-        [(bad.line, bad.message) for bad in result.invalid],
-        line_of,
+        environments, events, [(bad.line, bad.message) for bad in invalid], line_of
     )
     if args.json:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(report)).decode() + "\n")

@@ -41,7 +41,15 @@ def line_of(entry: str) -> int:
 
 
 def parse_instant(value: Any) -> datetime:
-    """An ISO 8601 instant (naive means UTC) or epoch seconds, as an aware UTC datetime."""
+    """An ISO 8601 instant (naive means UTC) or epoch seconds, at millisecond precision.
+
+    Milliseconds, because that is what the log keeps (entry ids, wire times): a scenario
+    folded in memory must see the instants a Redis-backed run sees.
+    """
+    return from_ms(to_ms(_instant(value)))
+
+
+def _instant(value: Any) -> datetime:
     if isinstance(value, bool):
         raise ValueError("expected an ISO 8601 instant or epoch seconds")
     if isinstance(value, int | float):

@@ -44,12 +44,19 @@ def append(client: Client, partition: int, payload: bytes, entry_id: str = "*") 
     return as_text(result)
 
 
-def append_many(client: Client, items: Sequence[tuple[int, bytes]]) -> list[str]:
-    """Append ``(partition, payload)`` items in one non-transactional pipeline; return ids."""
+def append_many(
+    client: Client, items: Sequence[tuple[int, bytes]], ids: Sequence[str] | None = None
+) -> list[str]:
+    """Append ``(partition, payload)`` items in one non-transactional pipeline; return ids.
+
+    ``ids`` gives explicit entry ids (replays, scenarios); by default Redis assigns them.
+    """
     # Not a transaction: the entries span slots, which a cluster pipeline may only do this way.
     pipe = client.pipeline(transaction=False)
-    for partition, payload in items:
-        pipe.xadd(keys.partition_keys(partition).log, {keys.ENTRY_FIELD: payload}, nomkstream=True)
+    for n, (partition, payload) in enumerate(items):
+        log = keys.partition_keys(partition).log
+        entry_id = "*" if ids is None else ids[n]
+        pipe.xadd(log, {keys.ENTRY_FIELD: payload}, id=entry_id, nomkstream=True)
     results = pipe.execute()
     missing = sorted({p for (p, _), r in zip(items, results, strict=True) if r is None})
     if missing:

@@ -1,0 +1,59 @@
+"""`simulate --redis-url`: a scenario pushed through the real pipeline and read back.
+
+Entries are written with explicit ids `<ts ms>-<line>`, folded by the real partition
+workers with fenced commits, and the report is built from what Redis holds (state hash,
+out streams), never from worker memory. Lines that are not events are refused before the
+log, as the HTTP edge refuses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from monitor_es.codec import decode_derived
+from monitor_es.domain.events import DerivedEvent
+from monitor_es.domain.partition import Limits
+from monitor_es.domain.reducer import LogEntry
+from monitor_es.domain.state import Environment
+from monitor_es.producer import Producer
+from monitor_es.scenario import InvalidLine, read_scenario
+from monitor_es.store.connection import Client
+from monitor_es.store.deployment import init_deployment, load_deployment
+from monitor_es.store.log import PartitionStore
+from monitor_es.workers.drain import drain
+from monitor_es.workers.partition import load_partition
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """What Redis holds after a scenario went through the pipeline."""
+
+    environments: list[Environment]
+    events: list[DerivedEvent]
+    invalid: list[InvalidLine]
+
+
+def simulate_on_redis(
+    client: Client, lines: Iterable[str], partitions: int = 1, limits: Limits | None = None
+) -> PipelineRun:
+    """Appends a scenario, runs the workers until drained, and reads the result back."""
+    deployment = load_deployment(client) or init_deployment(client, partitions)
+    entries: list[LogEntry] = []
+    invalid: list[InvalidLine] = []
+    for parsed in read_scenario(lines):
+        if isinstance(parsed, InvalidLine):
+            invalid.append(parsed)
+        else:
+            entries.append(parsed)
+    producer = Producer(client, deployment.partitions)
+    producer.append_all([e.event for e in entries], ids=[e.id for e in entries])
+    drain(client, deployment.partitions, limits)
+    environments: list[Environment] = []
+    events: list[DerivedEvent] = []
+    for partition in range(deployment.partitions):
+        store = PartitionStore(client, partition)
+        state, _ = load_partition(store, limits or Limits())
+        environments.extend(state.all_environments())
+        events.extend(decode_derived(payload) for _, payload in store.read_out())
+    return PipelineRun(environments, events, invalid)

@@ -1,0 +1,193 @@
+"""The reducer of one owned partition: load → read → fold → one fenced commit per batch.
+
+Exactly-once effects come from the store (fence + high-water mark + XACK in one Function
+call); this loop adds ordering, poison isolation and recovery. A reducer exception never
+blocks the partition: the entry is retried, and after `max_attempts` dead-lettered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from monitor_es.codec import (
+    CLOCK_FIELD,
+    UndecodableEntry,
+    decode_entry,
+    decode_state_field,
+    encode_derived,
+    encode_record,
+    environment_field,
+    monitor_field,
+)
+from monitor_es.domain.effects import Effects
+from monitor_es.domain.events import CheckInReported, DerivedEvent
+from monitor_es.domain.partition import Limits, Partition
+from monitor_es.domain.reducer import LogEntry, apply
+from monitor_es.domain.state import Environment, Monitor
+from monitor_es.domain.time import to_ms
+from monitor_es.store.keys import META_LAST_ID
+from monitor_es.store.log import DeadLetter, PartitionStore, parse_id
+
+log = logging.getLogger(__name__)
+
+RawEntry = tuple[str, bytes | None]
+
+
+def load_partition(store: PartitionStore, limits: Limits) -> tuple[Partition, str | None]:
+    """Rebuilds a partition (records and indexes) and its high-water mark from Redis."""
+    partition = Partition(limits)
+    environments: list[Environment] = []
+    for name, blob in store.load_state().items():
+        record = decode_state_field(name, blob)
+        if isinstance(record, Monitor):
+            partition.add_monitor(record)
+        elif isinstance(record, Environment):
+            environments.append(record)
+        else:
+            partition.clock = record
+    for env in environments:  # after their monitors, which hold the environment maps
+        partition.add_environment(env)
+    partition.take_changes()  # loading is not a change
+    last = store.load_meta().get(META_LAST_ID.encode())
+    return partition, None if last is None else last.decode()
+
+
+@dataclass
+class BatchResult:
+    """What one processed batch did."""
+
+    applied: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    events: list[DerivedEvent] = field(default_factory=list)
+    committed: bool = False
+
+
+class PartitionWorker:
+    """Owns one partition while its fencing token is current."""
+
+    def __init__(
+        self,
+        store: PartitionStore,
+        token: int,
+        consumer: str,
+        limits: Limits | None = None,
+        max_attempts: int = 3,
+    ) -> None:
+        self.store = store
+        self.token = token
+        self.consumer = consumer
+        self.limits = limits or Limits()
+        self.max_attempts = max_attempts
+        self.partition, self.last_id = load_partition(store, self.limits)
+        # Entries taken over from a previous owner (or left by our own failed batch).
+        self.needs_claim = True
+
+    def step(self, count: int = 500, block_ms: int | None = None) -> BatchResult:
+        """Reads and processes one batch (pending entries first after a takeover)."""
+        if self.needs_claim:
+            self.needs_claim = False
+            pending = self.store.claim_pending(self.consumer, count)
+            if pending:
+                return self.process(pending)
+        return self.process(list(self.store.read_batch(self.consumer, count, block_ms)))
+
+    def process(self, raw: Sequence[RawEntry]) -> BatchResult:
+        """Folds a batch and commits it atomically; entries at or below last_id are acked only."""
+        result = BatchResult()
+        if not raw:
+            return result
+        fresh: list[LogEntry] = []
+        dead: list[DeadLetter] = []
+        for entry_id, payload in raw:
+            if self._seen(entry_id) or payload is None:
+                result.duplicates += 1  # already applied, or deleted while pending: ack only
+                continue
+            try:
+                fresh.append(decode_entry(entry_id, payload))
+            except UndecodableEntry as exc:
+                dead.append(DeadLetter(entry_id, str(exc), 1, payload))
+        applied, events, failed = self._fold(fresh, dead, dict(raw))
+        acked = [entry_id for entry_id, _ in raw]
+        if failed is not None:
+            # The retried entry and everything after it stay pending for the next step.
+            acked = [i for i in acked if parse_id(i) < parse_id(failed)]
+            dead = [d for d in dead if parse_id(d.entry_id) < parse_id(failed)]
+        result.applied, result.events, result.dead_lettered = len(applied), events, len(dead)
+        if acked:
+            result.committed = self._commit(acked, applied, events, dead)
+        return result
+
+    def _seen(self, entry_id: str) -> bool:
+        return self.last_id is not None and parse_id(entry_id) <= parse_id(self.last_id)
+
+    def _fold(
+        self, entries: list[LogEntry], dead: list[DeadLetter], payloads: dict[str, bytes | None]
+    ) -> tuple[list[LogEntry], list[DerivedEvent], str | None]:
+        """Applies entries in order; returns the id of an entry to retry later, if any."""
+        fx = Effects()
+        applied: list[LogEntry] = []
+        for entry in entries:
+            try:
+                apply(self.partition, fx, entry)
+            except Exception as exc:  # a reducer bug must not block the partition
+                log.exception("partition %s: entry %s failed", self.store.partition, entry.id)
+                self._reload_and_refold(applied, fx)
+                attempts = self.store.record_failure(self.token, entry.id)
+                if attempts < self.max_attempts:
+                    self.needs_claim = True
+                    return applied, fx.events, entry.id
+                reason = f"reducer failed {attempts} times: {type(exc).__name__}: {exc}"
+                dead.append(DeadLetter(entry.id, reason, attempts, payloads[entry.id] or b""))
+                continue
+            applied.append(entry)
+        return applied, fx.events, None
+
+    def _reload_and_refold(self, applied: list[LogEntry], fx: Effects) -> None:
+        # A failed apply may have half-changed the in-memory state: rebuild it from the last
+        # commit and fold again what this batch already applied (deterministic, same events).
+        self.partition, _ = load_partition(self.store, self.limits)
+        fx.events.clear()
+        for entry in applied:
+            apply(self.partition, fx, entry)
+
+    def _commit(
+        self,
+        acked: list[str],
+        applied: list[LogEntry],
+        events: list[DerivedEvent],
+        dead: list[DeadLetter],
+    ) -> bool:
+        changes = self.partition.take_changes()
+        state_set: dict[bytes, bytes] = {}
+        for monitor in changes.monitors:
+            state_set[monitor_field(monitor.project, monitor.slug)] = encode_record(monitor)
+        for env in changes.environments:
+            state_set[environment_field(*env.key)] = encode_record(env)
+        if changes.clock is not None:
+            state_set[CLOCK_FIELD] = encode_record(changes.clock)
+        state_del = [monitor_field(*k) for k in changes.removed_monitors]
+        state_del += [environment_field(*k) for k in changes.removed_environments]
+        volume = Counter(
+            to_ms(e.ts) // 60_000 * 60 for e in applied if isinstance(e.event, CheckInReported)
+        )
+        batch_last = max(acked, key=parse_id)
+        meta: dict[str, str | bytes | int] = {}
+        if applied:
+            meta["stream_ms"] = to_ms(applied[-1].ts)
+        committed = self.store.commit(
+            self.token,
+            batch_last,
+            state_set=state_set,
+            state_del=state_del,
+            meta_set=meta,
+            out=[encode_derived(e) for e in events],
+            dlq=dead,
+            volume=dict(volume),
+            ack_ids=acked,
+        )
+        self.last_id = batch_last
+        return committed
