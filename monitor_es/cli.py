@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
 import sys
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +19,10 @@ from monitor_es.domain.partition import Limits
 from monitor_es.redis_simulate import simulate_on_redis
 from monitor_es.replay import simulate
 from monitor_es.scenario import line_of
-from monitor_es.store.connection import connect
+from monitor_es.store.connection import Client, connect
+from monitor_es.store.deployment import DeploymentMismatch, init_deployment, load_deployment
+from monitor_es.workers.pulser import Pulser
+from monitor_es.workers.runner import WorkerProcess
 from projections.report import build_report
 
 
@@ -48,7 +55,43 @@ def _parser() -> argparse.ArgumentParser:
     )
     _limit_options(sim)
     sim.set_defaults(handler=_simulate)
+
+    init = commands.add_parser("init", help="initialise a deployment (idempotent)")
+    _redis_option(init)
+    init.add_argument("--partitions", type=int, default=16, help="partitions (default 16)")
+    init.set_defaults(handler=_init)
+
+    worker = commands.add_parser("worker", help="run reducer workers on leased partitions")
+    _redis_option(worker)
+    _limit_options(worker)
+    worker.add_argument("--lease-ttl-ms", type=int, default=10_000)
+    worker.add_argument("--batch", type=int, default=500)
+    worker.set_defaults(handler=_worker)
+
+    pulse = commands.add_parser("pulse", help="run the clock pulser (one active at a time)")
+    _redis_option(pulse)
+    pulse.add_argument("--interval", type=float, default=5.0, help="seconds between pulses")
+    pulse.add_argument(
+        "--system-incidents", action="store_true", help="run the system-incident aggregator"
+    )
+    pulse.set_defaults(handler=_pulse)
+
+    run = commands.add_parser("run", help="everything in one process (embedded Redis by default)")
+    _redis_option(run)
+    _limit_options(run)
+    run.add_argument("--partitions", type=int, default=16)
+    run.add_argument("--interval", type=float, default=5.0, help="seconds between pulses")
+    run.set_defaults(handler=_run)
     return parser
+
+
+def _redis_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("MONITOR_ES_REDIS_URL"),
+        help="redis://host:port or redis+cluster://host:port (default: $MONITOR_ES_REDIS_URL,"
+        " else an embedded in-process Redis)",
+    )
 
 
 def _limit_options(parser: argparse.ArgumentParser) -> None:
@@ -97,6 +140,74 @@ def _simulate(args: argparse.Namespace) -> int:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(report)).decode() + "\n")
     else:
         print_summary(report)
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    try:
+        deployment = init_deployment(connect(args.redis_url), args.partitions)
+    except DeploymentMismatch as exc:
+        print(f"monitor-es: {exc}", file=sys.stderr)
+        return 1
+    print(f"deployment ready: {deployment.partitions} partitions")
+    return 0
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def _deployment(client: Client) -> int | None:
+    deployment = load_deployment(client)
+    if deployment is None:
+        print("monitor-es: not initialised; run `monitor-es init` first", file=sys.stderr)
+        return None
+    return deployment.partitions
+
+
+def _worker(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    client = connect(args.redis_url)
+    partitions = _deployment(client)
+    if partitions is None:
+        return 1
+    process = WorkerProcess(
+        client,
+        partitions,
+        limits=limits_from(args),
+        lease_ttl_ms=args.lease_ttl_ms,
+        batch=args.batch,
+    )
+    process.run(_stop_on_signals())
+    return 0
+
+
+def _pulse(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    client = connect(args.redis_url)
+    partitions = _deployment(client)
+    if partitions is None:
+        return 1
+    pulser = Pulser(
+        client, partitions, interval_s=args.interval, system_incidents=args.system_incidents
+    )
+    pulser.run(_stop_on_signals())
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    client = connect(args.redis_url)
+    where = args.redis_url or "an embedded in-process Redis"
+    partitions = init_deployment(client, args.partitions).partitions
+    stop = _stop_on_signals()
+    pulser = Pulser(client, partitions, interval_s=args.interval)
+    threading.Thread(target=pulser.run, args=(stop,), name="pulser", daemon=True).start()
+    print(f"monitor-es running on {where} with {partitions} partitions; Ctrl-C stops it")
+    WorkerProcess(client, partitions, limits=limits_from(args)).run(stop)
     return 0
 
 

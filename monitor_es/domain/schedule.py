@@ -18,6 +18,9 @@ import msgspec
 from croniter import CroniterBadDateError, croniter
 
 __all__ = [
+    "INVALID",
+    "NOT_PARSEABLE",
+    "TOO_MANY_FIELDS",
     "CrontabSchedule",
     "IntervalSchedule",
     "IntervalUnit",
@@ -366,7 +369,7 @@ def _calendar_next(count: int, unit: str, zone: ZoneInfo, ref: datetime) -> date
     anchor = ref.astimezone(zone).replace(tzinfo=None)
     for k in range(1, _MAX_STEPS):
         slot = _occurrence(zone, anchor, unit, k * count)
-        # A gap can pull a slot back onto `ref` (a day-long jump): then take one more step.
+        # Defensive: only a forward jump of a day or more could pull a slot back onto `ref`.
         if slot is not None and slot > ref:
             return slot
     raise OverflowError("no interval slot found")
@@ -382,8 +385,8 @@ def _calendar_prev(
         units = (end - anchor).days // _DAYS[unit]
     else:
         units = ((end.year - anchor.year) * 12 + end.month - anchor.month) // _MONTHS[unit]
-    # Two steps of headroom absorb the offset difference between wall time and UTC.
-    for k in range(units // count + 2, 0, -1):
+    # One step of headroom: across a fall-back, `limit`'s wall time can lag its last slot's.
+    for k in range(units // count + 1, 0, -1):
         slot = _occurrence(zone, anchor, unit, k * count)
         if slot is not None and slot < limit:
             return slot

@@ -1,0 +1,62 @@
+"""`monitor-es pulse`: the clock pulser (one active at a time, by lease) and, when switched
+on, the system-incident aggregator."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from monitor_es.domain.events import ClockPulsed
+from monitor_es.producer import Producer
+from monitor_es.store.connection import Client
+from monitor_es.store.leases import LeaseClient
+from monitor_es.workers.aggregator import Aggregator
+from monitor_es.workers.runner import default_owner
+
+log = logging.getLogger(__name__)
+
+
+class Pulser:
+    """Appends a `clock_pulse` to every partition every `interval_s` while it holds the lease.
+
+    Pulses only carry time, so a duplicate from a paused former pulser is harmless.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        partitions: int,
+        *,
+        interval_s: float = 5.0,
+        owner: str | None = None,
+        system_incidents: bool = False,
+    ) -> None:
+        self.producer = Producer(client, partitions)
+        self.leases = LeaseClient(client, owner or default_owner(), int(interval_s * 3000))
+        self.interval_s = interval_s
+        self.aggregator = Aggregator(client, partitions) if system_incidents else None
+        self.token: int | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Pulses until `stop` is set."""
+        try:
+            while not stop.is_set():
+                self.tick()
+                stop.wait(self.interval_s)
+        finally:
+            if self.token is not None:
+                self.leases.release_pulser(self.token)
+
+    def tick(self) -> bool:
+        """One round: keep or take the lease, then pulse (and decide); True if it pulsed."""
+        if self.token is not None and not self.leases.renew_pulser(self.token):
+            log.warning("pulser lease lost")
+            self.token = None
+        if self.token is None:
+            self.token = self.leases.acquire_pulser()
+            if self.token is None:
+                return False
+        self.producer.append(ClockPulsed())
+        if self.aggregator is not None:
+            self.aggregator.step()
+        return True
