@@ -9,7 +9,6 @@ new kind and an upcaster."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Final
 
 import msgspec
@@ -96,7 +95,8 @@ def _check_in_from_array(row: list[Any]) -> CheckInReported:
     if not isinstance(project, str) or not isinstance(slug, str):
         raise ValueError("project and monitor_slug must be strings")
     if isinstance(guid, bytes) and len(guid) == 16:
-        guid = str(uuid.UUID(bytes=guid))
+        h = guid.hex()  # the canonical dashed form, without building a uuid.UUID
+        guid = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
     if isinstance(status, int) and not isinstance(status, bool):
         status = _STATUS_NAMES.get(status, status)
     return CheckInReported(

@@ -129,6 +129,8 @@ class WorkerProcess:
 
     def shutdown(self) -> None:
         """Stops every reducer thread after its batch and releases all leases."""
+        for owned in self.owned.values():
+            owned.stop.set()  # all at once: each thread may be blocked in a read
         for partition in list(self.owned):
             self._drop(partition)
         self.leases.leave()
