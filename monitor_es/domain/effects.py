@@ -14,22 +14,28 @@ class Effects:
 
     A cause is a log entry id for what an entry did, or a tick plus an environment for
     what the clock did to that environment, so ids do not depend on how monitors are
-    spread over partitions.
+    spread over partitions. A cause may be resumed (a tick returns to an environment for
+    its timeouts after its misses): numbering continues, so ids never repeat.
     """
 
     def __init__(self) -> None:
         self.events: list[DerivedEvent] = []
         self._cause = ""
-        self._n = 0
+        self._counts: dict[str, int] = {}
+
+    def clear(self) -> None:
+        """Forgets every event and count (to fold the same entries again)."""
+        self.events.clear()
+        self._counts.clear()
 
     def cause(self, cause: str) -> None:
-        """Starts numbering the events of a new cause."""
+        """Numbers the following events under this cause."""
         self._cause = cause
-        self._n = 0
 
     def emit(self, kind: type[E], **fields: Any) -> E:
         """Appends one derived event of the given kind."""
-        self._n += 1
-        event = kind(id=f"{self._cause}#{self._n}", **fields)
+        n = self._counts.get(self._cause, 0) + 1
+        self._counts[self._cause] = n
+        event = kind(id=f"{self._cause}#{n}", **fields)
         self.events.append(event)
         return event

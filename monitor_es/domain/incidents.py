@@ -240,6 +240,10 @@ def release_held(p: Partition, fx: Effects, monitor: Monitor, env: Environment) 
             continue  # the incident or check-in is gone: nothing left to report (§5.4)
         elif decision is Decision.INCIDENT:
             _drop_occurrence(fx, env, held.incident_id, checkin, held.tick)
+        elif checkin.status not in FAILURES:
+            # A heartbeat revived the timed-out run: it is no failure now, and if it times
+            # out again that failure is reported then.
+            continue
         else:
             window = [by_id[i] for i in held.window if i in by_id]
             send_occurrence(

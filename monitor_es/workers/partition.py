@@ -150,7 +150,7 @@ class PartitionWorker:
         # A failed apply may have half-changed the in-memory state: rebuild it from the last
         # commit and fold again what this batch already applied (deterministic, same events).
         self.partition, _ = load_partition(self.store, self.limits)
-        fx.events.clear()
+        fx.clear()
         for entry in applied:
             apply(self.partition, fx, entry)
 

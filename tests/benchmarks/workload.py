@@ -126,6 +126,7 @@ class Workload:
 
 @dataclass(frozen=True)
 class _MonitorPlan:
+    index: int
     project: str
     slug: str
     config: dict[str, Any]
@@ -150,13 +151,13 @@ def build(spec: WorkloadSpec = WorkloadSpec()) -> Workload:
     rng = random.Random(spec.seed)
     plans = [_plan_monitor(rng, n) for n in range(spec.monitors)]
     start_ms = to_ms(START)
-    end_ms = start_ms + spec.minutes * _MINUTE_MS
+    window = (start_ms, start_ms + spec.minutes * _MINUTE_MS)
     raws: list[_Raw] = []
-    for n, plan in enumerate(plans):
+    for plan in plans:
         for environment in ENVIRONMENTS:
-            raws.extend(_runs(rng, spec, n, plan, environment, start_ms, end_ms))
+            raws.extend(_runs(rng, spec, plan, environment, window))
     raws.sort(key=lambda r: r.ms)  # stable: equal times keep their generation order
-    timed = _with_pulses(rng, _check_ins(raws, plans), start_ms, end_ms)
+    timed = _with_pulses(rng, _check_ins(raws, plans), window)
     entries = _with_ids(timed)
     wire = [(entry.id, encode_event(entry.event)) for entry in entries]
     kinds = Counter(type(entry.event) for entry in entries)
@@ -187,7 +188,8 @@ def _plan_monitor(rng: random.Random, n: int) -> _MonitorPlan:
             config[name] = value
     kind = ("nightly-report", "sync", "cleanup", "billing-run", "etl", "backup", "digest")
     slug = f"{rng.choice(kind)}-{n:05d}"
-    return _MonitorPlan(rng.choice(PROJECTS), slug, config, _period_ms(schedule_type, schedule))
+    period = _period_ms(schedule_type, schedule)
+    return _MonitorPlan(n, rng.choice(PROJECTS), slug, config, period)
 
 
 def _period_ms(schedule_type: str, schedule: Any) -> int:
@@ -196,7 +198,7 @@ def _period_ms(schedule_type: str, schedule: Any) -> int:
         minutes = {"minute": 1, "hour": 60, "day": 1440, "week": 10080, "month": 43200}[unit]
         return int(count) * minutes * _MINUTE_MS
     expr = str(schedule)
-    minute_field = expr.split(" ")[0]
+    minute_field = expr.split(" ", maxsplit=1)[0]
     if minute_field == "*":
         return _MINUTE_MS
     if "/" in minute_field:
@@ -222,13 +224,13 @@ def _slots(plan: _MonitorPlan, first_ms: int, end_ms: int) -> list[int]:
 def _runs(
     rng: random.Random,
     spec: WorkloadSpec,
-    monitor: int,
     plan: _MonitorPlan,
     environment: str,
-    start_ms: int,
-    end_ms: int,
+    window: tuple[int, int],
 ) -> list[_Raw]:
     """One environment's check-ins: a kick-off run in the first minutes, then its schedule."""
+    start_ms, end_ms = window
+    monitor = plan.index
     first = start_ms + rng.randrange(10 * _MINUTE_MS)
     starts = [first] + [s + rng.randrange(20_000) for s in _slots(plan, first, end_ms)]
     runtime_ms = int(plan.config.get("max_runtime") or 30) * _MINUTE_MS
@@ -276,9 +278,10 @@ def _check_ins(raws: list[_Raw], plans: list[_MonitorPlan]) -> list[tuple[int, I
 
 
 def _with_pulses(
-    rng: random.Random, events: list[tuple[int, InboundEvent]], start_ms: int, end_ms: int
+    rng: random.Random, events: list[tuple[int, InboundEvent]], window: tuple[int, int]
 ) -> list[tuple[int, InboundEvent]]:
     """Merges a clock pulse every ~10 s of broker time into the check-ins (stable order)."""
+    start_ms, end_ms = window
     pulses: list[tuple[int, InboundEvent]] = []
     at = start_ms
     while at < end_ms:

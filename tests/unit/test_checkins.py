@@ -11,7 +11,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from dsl import EVERY_MINUTE, T, Run, guid, minutes, of_type
+from dsl import EVERY_MINUTE, Run, T, guid, minutes, of_type
 
 from monitor_es.domain.partition import Limits
 
@@ -252,7 +252,10 @@ def test_creating_a_monitor_past_the_project_limit_is_rejected_with_the_limit_me
     run.checkin(T + secs(1), "ok", slug="b", config=HOURLY)
     rejected = rejection(run.checkin(T + secs(2), "ok", slug="c", config=HOURLY))
     assert rejected.errors == [
-        {"type": "monitor_limit_exceeded", "reason": "You may not exceed 2 monitors per organization"}
+        {
+            "type": "monitor_limit_exceeded",
+            "reason": "You may not exceed 2 monitors per organization",
+        }
     ]
     assert ("acme", "c") not in run.p.monitors
 
@@ -269,7 +272,9 @@ def test_monitor_limit_counts_per_project() -> None:
     run = Run(Limits(max_monitors_per_project=2))
     run.checkin(T, "ok", slug="a", config=HOURLY)
     run.checkin(T + secs(1), "ok", slug="b", config=HOURLY)
-    assert error_types(run.checkin(T + secs(2), "ok", slug="c", project="other", config=HOURLY)) == []
+    assert (
+        error_types(run.checkin(T + secs(2), "ok", slug="c", project="other", config=HOURLY)) == []
+    )
 
 
 def test_check_in_for_a_disabled_monitor_is_rejected_and_not_stored() -> None:
@@ -476,7 +481,9 @@ def test_new_check_in_is_dated_at_its_received_time_and_clocked_at_the_broker_mi
 
 def test_in_progress_times_out_at_its_start_minute_plus_max_runtime() -> None:
     run = Run()
-    (c,) = created(run.checkin(T + minutes(5) + secs(45), "in_progress", config=hourly(max_runtime=10)))
+    (c,) = created(
+        run.checkin(T + minutes(5) + secs(45), "in_progress", config=hourly(max_runtime=10))
+    )
     assert c.timeout_at == T + minutes(15)
     assert c.date_in_progress == T + minutes(5) + secs(45)
 
@@ -525,6 +532,7 @@ def test_out_of_order_in_progress_only_records_when_the_run_started() -> None:
     assert checkin.status == "ok"
     assert checkin.date_in_progress == T + minutes(5)
     assert checkin.timeout_at is None
+    assert checkin.duration_ms is None  # only a closing message sets a duration
     # The success path did not run again: it would have moved next to 12:15.
     assert run.env().next_checkin == T + minutes(10)
     assert run.env().last_checkin == T + secs(30)
