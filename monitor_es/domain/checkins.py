@@ -53,7 +53,8 @@ def process_check_in(
     env_name = normalise_environment(
         event.environment if isinstance(event.environment, str) else None
     )
-    _rate_limit(p, (event.project, slug, env_name), trunc_minute(ts))
+    minute = trunc_minute(ts)
+    _rate_limit(p, (event.project, slug, env_name), minute)
     payload = validate_payload(
         event.check_in_id, event.status, event.duration, event.environment, event.trace_id
     )
@@ -64,9 +65,10 @@ def process_check_in(
     existing = _find_existing(p, env, event.project, payload.guid)
     if existing is None:
         checkin = _create(
-            p, fx, monitor, env, entry_id=entry_id, ts=ts, received=received, payload=payload
-        )
-        if event.monitor_config is None:
+            p, fx, monitor, env, entry_id=entry_id, minute=minute, received=received,
+            payload=payload,
+        )  # fmt: skip
+        if event.monitor_config is None and monitor.is_upserting:
             monitor.is_upserting = False
             p.touch_monitor(monitor)
     elif not _update(p, fx, monitor, env, existing, received=received, payload=payload):
@@ -97,11 +99,13 @@ def _rate_limit(p: Partition, key: tuple[str, str, str], minute: datetime) -> No
 def _ensure_environment(
     p: Partition, fx: Effects, monitor: Monitor, raw_name: object, name: str
 ) -> Environment:
+    envs = p.envs_of(monitor)
+    env = envs.get(name)
+    if env is not None and (raw_name is None or isinstance(raw_name, str)):
+        return env  # an existing environment's name was validated when it was created
     reason = validate_environment_name(raw_name)
     if reason is not None:
         raise Rejected([error(ErrorType.MONITOR_INVALID_ENVIRONMENT, reason=reason)])
-    envs = p.envs_of(monitor)
-    env = envs.get(name)
     if env is not None:
         return env
     limit = p.limits.max_environments_per_monitor
@@ -145,7 +149,7 @@ def _create(
     env: Environment,
     *,
     entry_id: str,
-    ts: datetime,
+    minute: datetime,
     received: datetime,
     payload: CheckInPayload,
 ) -> CheckIn:
@@ -159,7 +163,7 @@ def _create(
         status=payload.status,
         date_added=received,
         date_updated=received,
-        date_clock=trunc_minute(ts),
+        date_clock=minute,
         expected_time=env.next_checkin,
         timeout_at=trunc_minute(received) + monitor.config.runtime if running else None,
         # A duration comes only with a closing message (domain.md).

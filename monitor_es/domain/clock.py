@@ -40,6 +40,9 @@ _DECISION_RETENTION = timedelta(days=2)
 
 def advance(p: Partition, fx: Effects, ts: datetime) -> None:
     """Ticks every minute from the last tick up to `ts`'s minute, in order (backfill)."""
+    upcoming = p.next_tick
+    if upcoming is not None and ts < upcoming:
+        return  # most entries: still inside the minute already ticked
     minute = trunc_minute(ts)
     last = p.clock.last_tick
     if last is None:
@@ -49,6 +52,7 @@ def advance(p: Partition, fx: Effects, ts: datetime) -> None:
     while tick <= minute:
         run_tick(p, fx, tick)
         tick += ONE_MINUTE
+    p.next_tick = p.clock.last_tick + ONE_MINUTE if p.clock.last_tick else None
 
 
 def run_tick(p: Partition, fx: Effects, tick: datetime) -> None:
@@ -57,6 +61,7 @@ def run_tick(p: Partition, fx: Effects, tick: datetime) -> None:
     if last is not None and tick <= last:
         return
     p.clock.last_tick = tick
+    p.next_tick = tick + ONE_MINUTE
     p.clock_dirty = True
     decision = effective_decision(p, tick)
     missing = p.due_environments(tick)

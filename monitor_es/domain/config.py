@@ -72,13 +72,13 @@ class MonitorConfig(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def margin(self) -> timedelta:
         """How long after the expected time a check-in may arrive (null or 0 mean 1 minute)."""
-        return timedelta(minutes=self.checkin_margin or DEFAULT_MARGIN_MINUTES)
+        return _minutes(self.checkin_margin or DEFAULT_MARGIN_MINUTES)
 
     @property
     def runtime(self) -> timedelta:
         """How long a run may stay in progress before it times out."""
         minutes = self.max_runtime or DEFAULT_MAX_RUNTIME_MINUTES
-        return timedelta(minutes=min(minutes, MAX_TIMEOUT))
+        return _minutes(min(minutes, MAX_TIMEOUT))
 
     @property
     def tz(self) -> str:
@@ -94,6 +94,12 @@ class MonitorConfig(msgspec.Struct, frozen=True, kw_only=True):
     def recovery_threshold_value(self) -> int:
         """Consecutive successes that resolve an incident."""
         return self.recovery_threshold or 1
+
+
+@lru_cache(maxsize=1024)
+def _minutes(count: int) -> timedelta:
+    # Margins and runtimes are read for every check-in; build each timedelta once.
+    return timedelta(minutes=count)
 
 
 # ------------------------------------------------------------------------ messages

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
+import msgspec
+
 from monitor_es.domain.config import (
+    ConfigErrors,
     MonitorConfig,
     config_to_json,
     merge_config,
@@ -30,6 +34,8 @@ from monitor_es.domain.records import expect_after, record_checkin
 from monitor_es.domain.state import CheckInStatus, Environment, Monitor
 from monitor_es.domain.time import trunc_minute
 
+_encoder = msgspec.msgpack.Encoder()
+
 
 def upsert_from_checkin(
     p: Partition, fx: Effects, project: str, slug: str, raw_config: Any
@@ -40,7 +46,7 @@ def upsert_from_checkin(
         if monitor is None:
             raise Rejected([error(ErrorType.MONITOR_NOT_FOUND)])
         return monitor
-    validated = validate_config(raw_config, clamp=True)
+    validated = _validate_upsert(raw_config)
     if not isinstance(validated, MonitorConfig):
         if monitor is None:
             raise Rejected(
@@ -56,10 +62,26 @@ def upsert_from_checkin(
         merged = merge_config(monitor.config, raw_config, validated)
         if merged != monitor.config:
             monitor.config = merged
+            p.touch_monitor(monitor)
             _emit_updated(fx, monitor)
-    monitor.is_upserting = True
-    p.touch_monitor(monitor)
+    if not monitor.is_upserting:
+        monitor.is_upserting = True
+        p.touch_monitor(monitor)
     return monitor
+
+
+def _validate_upsert(raw_config: Any) -> MonitorConfig | ConfigErrors:
+    """Validates an upsert config, memoised: SDKs send the same config with every check-in."""
+    try:
+        encoded = _encoder.encode(raw_config)
+    except (TypeError, ValueError):
+        return validate_config(raw_config, clamp=True)
+    return _validate_encoded(encoded)
+
+
+@lru_cache(maxsize=4096)
+def _validate_encoded(encoded: bytes) -> MonitorConfig | ConfigErrors:
+    return validate_config(msgspec.msgpack.decode(encoded), clamp=True)
 
 
 def _create(

@@ -8,13 +8,13 @@ from Redis runs its clock tasks in exactly the order of one that never stopped.
 
 from __future__ import annotations
 
-import heapq
 from bisect import insort
 from dataclasses import dataclass
 from datetime import datetime
 
 import msgspec
 
+from monitor_es.domain.deadlines import DeadlineIndex
 from monitor_es.domain.state import (
     CheckIn,
     CheckInStatus,
@@ -37,6 +37,10 @@ class Limits:
     history: int = 5
 
 
+# History is pruned in steps, not at every check-in; the slack costs a few stored check-ins.
+_PRUNE_SLACK = 3
+
+
 class ClockState(msgspec.Struct, array_like=True, kw_only=True):
     """The partition clock: the last tick and the system-incident decisions received."""
 
@@ -55,12 +59,15 @@ class Partition:
         self.monitor_counts: dict[str, int] = {}
         self.checkin_owner: dict[tuple[str, str], Environment] = {}
         self.clock = ClockState()
+        # Derived from clock.last_tick (not stored): lets most entries skip the tick check.
+        self.next_tick: datetime | None = None
         self.orphan_rate_minute: datetime | None = None
         self.orphan_rates: dict[EnvKey, int] = {}
-        self._due: list[tuple[datetime, str, str, str]] = []
-        self._timeouts: list[tuple[datetime, str, str, str, str]] = []
+        self._due: DeadlineIndex[Environment] = DeadlineIndex()
+        self._timeouts: DeadlineIndex[tuple[Environment, CheckIn]] = DeadlineIndex()
         self.dirty_monitors: set[MonitorKey] = set()
-        self.dirty_envs: set[EnvKey] = set()
+        # By identity: cheaper than building key tuples on the hot path.
+        self.dirty_envs: dict[int, Environment] = {}
         self.removed_monitors: set[MonitorKey] = set()
         self.removed_envs: set[EnvKey] = set()
         self.clock_dirty = False
@@ -81,7 +88,7 @@ class Partition:
             for checkin in env.checkins:
                 self.checkin_owner.pop((env.project, checkin.id), None)
             self.removed_envs.add(env.key)
-            self.dirty_envs.discard(env.key)
+            self.dirty_envs.pop(id(env), None)
         del self.monitors[monitor.key]
         self.monitor_counts[monitor.project] -= 1
         self.removed_monitors.add(monitor.key)
@@ -105,11 +112,11 @@ class Partition:
             self.schedule_timeout(env, checkin)
         self.schedule_due(env)
         self.removed_envs.discard(env.key)
-        self.dirty_envs.add(env.key)
+        self.dirty_envs[id(env)] = env
 
     def touch(self, env: Environment) -> None:
         """Marks an environment as changed for the next commit."""
-        self.dirty_envs.add(env.key)
+        self.dirty_envs[id(env)] = env
 
     def environment(self, key: EnvKey) -> Environment | None:
         """An environment by key, if it exists."""
@@ -133,7 +140,7 @@ class Partition:
             insort(checkins, checkin, key=lambda c: c.date_added)
         self.checkin_owner[(env.project, checkin.id)] = env
         self.schedule_timeout(env, checkin)
-        if len(checkins) > keep:
+        if len(checkins) > keep + _PRUNE_SLACK:
             self._prune(env, keep)
 
     def _prune(self, env: Environment, keep: int) -> None:
@@ -163,42 +170,43 @@ class Partition:
     def schedule_due(self, env: Environment) -> None:
         """Indexes the environment's missed deadline (`next_checkin_latest`)."""
         if env.next_checkin_latest is not None:
-            heapq.heappush(self._due, (env.next_checkin_latest, *env.key))
+            self._due.add(env.next_checkin_latest, env)
 
     def schedule_timeout(self, env: Environment, checkin: CheckIn) -> None:
         """Indexes an in-progress check-in's timeout."""
         if checkin.status is CheckInStatus.IN_PROGRESS and checkin.timeout_at is not None:
-            heapq.heappush(self._timeouts, (checkin.timeout_at, *env.key, checkin.id))
+            self._timeouts.add(checkin.timeout_at, (env, checkin))
+
+    def _current(self, env: Environment) -> bool:
+        envs = self.environments.get((env.project, env.monitor_slug))
+        return envs is not None and envs.get(env.name) is env
 
     def due_environments(self, tick: datetime) -> list[Environment]:
         """Pops environments whose `next_checkin_latest <= tick` (inclusive, spec §3.5)."""
         due: list[Environment] = []
-        seen: set[EnvKey] = set()
-        heap = self._due
-        while heap and heap[0][0] <= tick:
-            deadline, project, slug, name = heapq.heappop(heap)
-            env = self.environment((project, slug, name))
-            # Entries are never removed eagerly; a stale one no longer matches the env.
-            if env is None or env.next_checkin_latest != deadline or env.key in seen:
-                continue
-            seen.add(env.key)
-            due.append(env)
+        for deadline, filed in self._due.pop_due(tick):
+            # Entries are never removed eagerly; a stale one no longer has this deadline.
+            fresh = {
+                id(env): env
+                for env in filed
+                if env.next_checkin_latest == deadline and self._current(env)
+            }
+            # By key, never by filing order, so a reloaded partition runs the same order.
+            due.extend(sorted(fresh.values(), key=lambda env: env.key))
         return due
 
     def timed_out(self, tick: datetime) -> list[tuple[Environment, CheckIn]]:
         """Pops in-progress check-ins whose `timeout_at <= tick`."""
         found: list[tuple[Environment, CheckIn]] = []
-        seen: set[str] = set()
-        heap = self._timeouts
-        while heap and heap[0][0] <= tick:
-            deadline, project, slug, name, checkin_id = heapq.heappop(heap)
-            hit = self.find_checkin(project, checkin_id)
-            if hit is None or hit[0].key != (project, slug, name) or checkin_id in seen:
-                continue
-            env, checkin = hit
-            if checkin.status is CheckInStatus.IN_PROGRESS and checkin.timeout_at == deadline:
-                seen.add(checkin_id)
-                found.append((env, checkin))
+        for deadline, items in self._timeouts.pop_due(tick):
+            fresh = {
+                id(checkin): (env, checkin)
+                for env, checkin in items
+                if checkin.status is CheckInStatus.IN_PROGRESS
+                and checkin.timeout_at == deadline
+                and self._current(env)
+            }
+            found.extend(sorted(fresh.values(), key=lambda hit: (hit[0].key, hit[1].id)))
         return found
 
     # ------------------------------------------------------------ commit support
@@ -207,7 +215,9 @@ class Partition:
         """Returns and clears what changed since the last call (for the commit)."""
         changes = Changes(
             monitors=[self.monitors[k] for k in sorted(self.dirty_monitors)],
-            environments=[e for k in sorted(self.dirty_envs) if (e := self.environment(k))],
+            environments=sorted(
+                (e for e in self.dirty_envs.values() if self._current(e)), key=lambda e: e.key
+            ),
             removed_monitors=sorted(self.removed_monitors),
             removed_environments=sorted(self.removed_envs),
             clock=self.clock if self.clock_dirty else None,

@@ -8,7 +8,7 @@ from monitor_es.domain.effects import Effects
 from monitor_es.domain.events import CheckInCreated, CheckInUpdated, StatusChanged
 from monitor_es.domain.partition import Partition
 from monitor_es.domain.schedule import next_expected
-from monitor_es.domain.state import CheckIn, Environment, EnvStatus, Monitor
+from monitor_es.domain.state import USER_TERMINAL, CheckIn, Environment, EnvStatus, Monitor
 
 
 def record_checkin(fx: Effects, env: Environment, checkin: CheckIn, *, created: bool) -> None:
@@ -53,7 +53,7 @@ def has_newer_result(env: Environment, checkin: CheckIn) -> bool:
     for other in reversed(env.checkins):
         if other.date_added <= checkin.date_added:
             return False
-        if other is not checkin and other.status.value in ("ok", "error"):
+        if other is not checkin and other.status in USER_TERMINAL:
             return True
     return False
 
