@@ -89,9 +89,7 @@ def _rate_limit(p: Partition, key: tuple[str, str, str], minute: datetime) -> No
         count = env.rate_count
         p.touch(env)
     else:
-        if p.orphan_rate_minute != minute:
-            p.orphan_rate_minute, p.orphan_rates = minute, {}
-        count = p.orphan_rates[key] = p.orphan_rates.get(key, 0) + 1
+        count = p.count_orphan_attempt(key, minute)
     if count > p.limits.checkins_per_minute:
         raise Rejected([error(ErrorType.MONITOR_ENVIRONMENT_RATELIMITED)])
 
@@ -118,7 +116,7 @@ def _ensure_environment(
     if p.orphan_rate_minute is not None:
         # The attempt that created the environment was counted before it existed.
         env.rate_minute = p.orphan_rate_minute
-        env.rate_count = p.orphan_rates.pop(env.key, 0)
+        env.rate_count = p.take_orphan_attempts(env.key)
     p.add_environment(env)
     fx.emit(
         EnvironmentCreated, project=env.project, monitor_slug=env.monitor_slug, environment=name

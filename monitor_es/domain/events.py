@@ -9,7 +9,7 @@ entry. Schema evolution adds fields with defaults and never renames a tag.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -75,7 +75,7 @@ class ClockDecided(Inbound, frozen=True, tag="clock_decision"):
     """The system-incident verdict for one tick minute (spec §6.1), broadcast to partitions."""
 
     minute: datetime
-    decision: str
+    decision: Literal["normal", "abnormal", "incident", "recovering"]
 
 
 InboundEvent = (

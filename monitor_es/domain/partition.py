@@ -47,6 +47,10 @@ class ClockState(msgspec.Struct, array_like=True, kw_only=True):
     last_tick: datetime | None = None
     # (minute, decision) pairs, oldest first, pruned as ticks pass.
     decisions: list[tuple[datetime, str]] = msgspec.field(default_factory=list)
+    # Rate-limit counts of environments that do not exist yet, for `rate_minute`: kept so a
+    # partition reloaded mid-minute judges the next attempt as a replay would.
+    rate_minute: datetime | None = None
+    rate_counts: list[tuple[str, str, str, int]] = msgspec.field(default_factory=list)
 
 
 class Partition:
@@ -71,6 +75,32 @@ class Partition:
         self.removed_monitors: set[MonitorKey] = set()
         self.removed_envs: set[EnvKey] = set()
         self.clock_dirty = False
+
+    def count_orphan_attempt(self, key: EnvKey, minute: datetime) -> int:
+        """Counts a check-in for an environment that does not exist (yet) in this minute."""
+        if self.orphan_rate_minute != minute:
+            self.orphan_rate_minute, self.orphan_rates = minute, {}
+        count = self.orphan_rates[key] = self.orphan_rates.get(key, 0) + 1
+        self._store_orphan_rates()
+        return count
+
+    def take_orphan_attempts(self, key: EnvKey) -> int:
+        """Hands the counted attempts over to a newly created environment."""
+        count = self.orphan_rates.pop(key, 0)
+        self._store_orphan_rates()
+        return count
+
+    def _store_orphan_rates(self) -> None:
+        # Rare (only check-ins of unknown environments), so the stored copy is rebuilt whole.
+        self.clock.rate_minute = self.orphan_rate_minute
+        self.clock.rate_counts = [(*key, n) for key, n in sorted(self.orphan_rates.items())]
+        self.clock_dirty = True
+
+    def restore_clock(self, clock: ClockState) -> None:
+        """Takes a stored clock record (and the rate-limit counts it carries)."""
+        self.clock = clock
+        self.orphan_rate_minute = clock.rate_minute
+        self.orphan_rates = {(a, b, c): n for a, b, c, n in clock.rate_counts}
 
     # ------------------------------------------------------------ monitors
 

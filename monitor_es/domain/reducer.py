@@ -14,7 +14,7 @@ from typing import NamedTuple, assert_never
 from monitor_es.domain import clock, monitors
 from monitor_es.domain.checkins import process_check_in
 from monitor_es.domain.effects import Effects
-from monitor_es.domain.errors import ErrorType, Rejected, error
+from monitor_es.domain.errors import Rejected
 from monitor_es.domain.events import (
     CheckInReported,
     ClockDecided,
@@ -82,7 +82,7 @@ def _dispatch(p: Partition, fx: Effects, entry: LogEntry, event: InboundEvent) -
         case ClockPulsed():
             pass  # it only moved the clock
         case ClockDecided():
-            _record_decision(p, fx, event)
+            _record_decision(p, fx, entry, event)
         case _:
             assert_never(event)
 
@@ -91,19 +91,16 @@ def _type_of(event: InboundEvent) -> str:
     return str(type(event).__struct_config__.tag)
 
 
-def _record_decision(p: Partition, fx: Effects, event: ClockDecided) -> None:
+def _record_decision(p: Partition, fx: Effects, entry: LogEntry, event: ClockDecided) -> None:
     """Stores a system-incident decision, then settles held occurrences it decides."""
-    try:
-        decision = Decision(event.decision)
-    except ValueError:
-        message = f"unknown decision {event.decision!r}"
-        raise Rejected([error(ErrorType.INVALID_EVENT, message=message)]) from None
     minute = trunc_minute(event.minute)
     decisions = [d for d in p.clock.decisions if d[0] != minute]
-    decisions.append((minute, decision.value))
+    decisions.append((minute, Decision(event.decision).value))
     decisions.sort()
     p.clock.decisions = decisions
     p.clock_dirty = True
     for env in p.all_environments():
         if env.held:
+            # One cause per environment: the same decision entry reaches every partition.
+            fx.cause(f"{entry.id}:{env.project}/{env.monitor_slug}/{env.name}")
             release_held(p, fx, p.monitors[(env.project, env.monitor_slug)], env)

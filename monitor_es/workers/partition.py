@@ -47,7 +47,7 @@ def load_partition(store: PartitionStore, limits: Limits) -> tuple[Partition, st
         elif isinstance(record, Environment):
             environments.append(record)
         else:
-            partition.clock = record
+            partition.restore_clock(record)
     for env in environments:  # after their monitors, which hold the environment maps
         partition.add_environment(env)
     partition.take_changes()  # loading is not a change

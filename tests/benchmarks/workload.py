@@ -96,7 +96,7 @@ class WorkloadSpec:
     """The size and seed of a workload; `minutes` of broker time from START."""
 
     monitors: int = 10_000
-    minutes: int = 120
+    minutes: int = 90
     seed: int = 20240501
     skip_rate: float = 0.03
     hang_rate: float = 0.003

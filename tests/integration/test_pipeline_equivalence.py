@@ -30,20 +30,6 @@ from projections.report import build_report
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 SCENARIO_NAMES = sorted(path.stem for path in SCENARIOS.glob("*.jsonl"))
 
-SAME_TICK_IDS = (
-    "monitor_es.domain.clock.run_tick: a miss and a timeout of one environment at one tick "
-    "both restart numbering at tick:<t>:<env>#1, so two derived events share an id"
-)
-DECISION_RELEASE_IDS = (
-    "monitor_es.domain.reducer._record_decision: occurrences released by a broadcast "
-    "clock_decision are numbered <entry id>#n per partition, so ids depend on the "
-    "partition layout and collide across partitions"
-)
-DECISION_REJECTION_BROADCAST = (
-    "a clock_decision with an unknown decision is broadcast to every partition and each "
-    "partition emits the same event_rejected (<entry id>#1): N rejections instead of one"
-)
-
 
 def _lines(name: str) -> list[str]:
     return (SCENARIOS / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
@@ -110,7 +96,7 @@ def test_one_partition_pipeline_equals_the_pure_fold_exactly(client: Client, nam
     assert pipeline_report(run) == pure_report(lines)
 
 
-@pytest.mark.parametrize("name", _params({"system_incident_decisions": DECISION_RELEASE_IDS}))
+@pytest.mark.parametrize("name", _params({}))
 def test_four_partition_pipeline_equals_the_pure_fold_up_to_interleaving(
     client: Client, name: str
 ) -> None:
@@ -119,7 +105,7 @@ def test_four_partition_pipeline_equals_the_pure_fold_up_to_interleaving(
     assert canonical(pipeline_report(run)) == canonical(pure_report(lines))
 
 
-@pytest.mark.parametrize("name", _params({"miss_and_timeout_same_tick": SAME_TICK_IDS}))
+@pytest.mark.parametrize("name", _params({}))
 def test_one_partition_out_stream_has_no_duplicate_event_ids(client: Client, name: str) -> None:
     simulate_on_redis(client, _lines(name), partitions=1)
     ids = out_stream_ids(client)
@@ -129,12 +115,7 @@ def test_one_partition_out_stream_has_no_duplicate_event_ids(client: Client, nam
 
 @pytest.mark.parametrize(
     "name",
-    _params(
-        {
-            "miss_and_timeout_same_tick": SAME_TICK_IDS,
-            "system_incident_decisions": DECISION_RELEASE_IDS,
-        }
-    ),
+    _params({}),
 )
 def test_four_partition_out_streams_have_no_duplicate_event_ids(client: Client, name: str) -> None:
     simulate_on_redis(client, _lines(name), partitions=4)
@@ -157,7 +138,6 @@ def test_out_streams_hold_exactly_the_pure_folds_events(client: Client) -> None:
     assert sorted(out_stream_ids(client)) == sorted(e.id for e in simulate(lines).events)
 
 
-@pytest.mark.xfail(strict=True, reason=DECISION_RELEASE_IDS)
 def test_occurrences_released_by_one_decision_get_ids_independent_of_partitions(
     client: Client,
 ) -> None:
@@ -169,7 +149,6 @@ def test_occurrences_released_by_one_decision_get_ids_independent_of_partitions(
     assert piped == pure
 
 
-@pytest.mark.xfail(strict=True, reason=DECISION_REJECTION_BROADCAST)
 def test_a_rejected_broadcast_decision_is_reported_once(client: Client) -> None:
     lines = [
         '{"type": "clock_decision", "ts": "2024-05-01T12:00:30Z",'

@@ -38,6 +38,7 @@ from monitor_es.domain.events import (
 )
 from monitor_es.domain.partition import Limits, Partition
 from monitor_es.domain.reducer import LogEntry, fold
+from monitor_es.domain.reducer import apply as real_apply
 from monitor_es.producer import Producer, partitions_of
 from monitor_es.scenario import entry_id, read_scenario
 from monitor_es.store import keys
@@ -54,11 +55,6 @@ pytestmark = pytest.mark.redis
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 BASE = datetime(2024, 5, 1, tzinfo=UTC)
-ORPHAN_RATES_NOT_PERSISTED = (
-    "monitor_es.domain.partition.Partition.orphan_rates (rate-limit counts of environments "
-    "that do not exist yet) live only in memory: load_partition starts them at zero, so a "
-    "worker restart mid-minute changes which check-in is rate limited (live != replay)"
-)
 
 
 class RestartableServer(Protocol):
@@ -304,6 +300,11 @@ def test_a_sigkilled_worker_is_replaced_and_the_result_equals_the_pure_fold(
         first.wait(timeout=10)
     done_at_kill = _processed(real_client, head_logs)
     assert done_at_kill < sum(len(log) for log in head_logs), "the kill came after the end"
+    in_flight = sum(
+        real_client.xpending(keys.partition_keys(p).log, keys.REDUCER_GROUP)["pending"]
+        for p in range(partitions)
+    )
+    assert in_flight > 0, "the kill should catch batches read but not committed"
 
     append_entries(real_client, tail, partitions)  # the stream goes on while nobody owns it
     second = _start_worker(redis_server, worker_log, *ttl)
@@ -444,7 +445,6 @@ def test_a_raising_reducer_is_retried_then_dead_lettered_and_nothing_else_is_los
     entries = _scenario_entries("many_monitors_and_environments")
     poisoned = entries[len(entries) // 2]
     store = _one_partition(real_client, entries)
-    real_apply = partition_module.apply
     calls: list[str] = []
 
     def failing_apply(p: Partition, fx: Any, entry: LogEntry) -> None:
@@ -514,7 +514,6 @@ def test_acknowledged_work_survives_a_redis_restart_and_processing_continues_exa
 # ------------------------------------------------------------------ rate limits across restarts
 
 
-@pytest.mark.xfail(strict=True, reason=ORPHAN_RATES_NOT_PERSISTED)
 def test_rate_limit_of_an_unknown_environment_survives_a_worker_restart(
     real_client: redis.Redis,
 ) -> None:

@@ -1,0 +1,161 @@
+"""The `monitor-es` command run as a user runs it: a subprocess, its output and exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+_SCRIPT = Path(sys.executable).with_name("monitor-es")
+CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "monitor_es.cli"]
+
+
+def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Runs `monitor-es ARGS` with no Redis URL from the environment."""
+    env = {k: v for k, v in os.environ.items() if k != "MONITOR_ES_REDIS_URL"}
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+
+
+def simulate_json(name: str, *extra: str) -> dict[str, Any]:
+    """The `simulate FILE --json` document of a scenario."""
+    done = run_cli("simulate", str(SCENARIOS / f"{name}.jsonl"), "--json", *extra)
+    assert done.returncode == 0, done.stderr
+    document: dict[str, Any] = json.loads(done.stdout)
+    return document
+
+
+def line_containing(name: str, marker: str) -> int:
+    """The 1-based number of the only non-comment line of a scenario containing `marker`."""
+    lines = (SCENARIOS / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+    found = [
+        n for n, text in enumerate(lines, start=1) if marker in text and not text.startswith("#")
+    ]
+    assert len(found) == 1, (marker, found)
+    return found[0]
+
+
+def test_simulate_json_dates_a_missed_check_in_at_its_expected_time() -> None:
+    doc = simulate_json("missed_with_margin")
+    # Hourly, margin 5: the 13:00 run may come until 13:05; the 13:05 tick marks it missed,
+    # dated 13:00. The 15:00 run is missed the same way at 15:05; 14:02 resolved the first.
+    missed = [c for c in doc["check_ins"] if c["status"] == "missed"]
+    assert [(c["date_added"], c["expected_time"]) for c in missed] == [
+        ("2024-05-01T13:00:00Z", "2024-05-01T13:00:00Z"),
+        ("2024-05-01T15:00:00Z", "2024-05-01T15:00:00Z"),
+    ]
+    marks = [e["ts"] for e in doc["events"] if e["type"] == "mark_missing"]
+    assert marks == ["2024-05-01T13:05:00Z", "2024-05-01T15:05:00Z"]
+    first = doc["check_ins"][0]
+    assert first["duration_ms"] == 12_500  # 12.5 s sent in seconds, stored in ms
+    assert first["expected_time"] is None  # the environment's first check-in
+    resolved, still_open = doc["incidents"]
+    assert resolved["fingerprint"] == "crons:acme/hourly-backup/production"
+    assert resolved["starting_check_in_id"] == missed[0]["check_in_id"]
+    assert resolved["started_at"] == "2024-05-01T13:00:00Z"
+    assert resolved["resolving_check_in_id"] == "a0000000-0000-4000-8000-000000000002"
+    assert resolved["resolved_at"] == "2024-05-01T14:02:00Z"
+    assert still_open["started_at"] == "2024-05-01T15:00:00Z"
+    assert still_open["resolved_at"] is None
+    occurrences = [e for e in doc["events"] if e["type"] == "issue_occurrence"]
+    assert [o["detection_time"] for o in occurrences] == [
+        "2024-05-01T13:00:00Z",
+        "2024-05-01T15:00:00Z",
+    ]
+    assert occurrences[0]["fingerprint"] == ["crons:acme/hourly-backup/production"]
+    (env,) = doc["environments"]
+    assert env["status"] == "missed"
+    assert env["last_checkin"] == "2024-05-01T14:02:00Z"  # misses never move it
+    assert (env["next_checkin"], env["next_checkin_latest"]) == (
+        "2024-05-01T16:00:00Z",
+        "2024-05-01T16:05:00Z",
+    )
+    assert env["incident"]["id"] == still_open["id"]
+    assert doc["rejected"] == []
+
+
+def test_simulate_json_keeps_a_late_closed_run_timed_out() -> None:
+    doc = simulate_json("timeouts_late_close")
+    run = doc["check_ins"][0]
+    # max_runtime 10 from 12:00: timed out at the 12:10 tick; closed ok at 12:15 after 890 s.
+    assert (run["status"], run["duration_ms"]) == ("timeout", 890_000)
+    (incident,) = doc["incidents"]
+    assert incident["started_at"] == "2024-05-01T12:00:10Z"
+    assert incident["resolved_at"] == "2024-05-01T13:00:05Z"
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    "name", ["missed_with_margin", "rejections", "system_incident_decisions", "dst_schedules"]
+)
+def test_simulate_through_redis_prints_the_same_json(
+    real_client: redis.Redis, redis_server: str, name: str
+) -> None:
+    path = str(SCENARIOS / f"{name}.jsonl")
+    in_memory = run_cli("simulate", path, "--json")
+    through_redis = run_cli("simulate", path, "--json", "--redis-url", redis_server)
+    assert in_memory.returncode == through_redis.returncode == 0, through_redis.stderr
+    assert through_redis.stdout == in_memory.stdout
+    assert real_client.exists("mes:deployment")  # it really went through the server
+
+
+def test_the_summary_names_every_rejected_line_with_its_number() -> None:
+    done = run_cli("simulate", str(SCENARIOS / "rejections.jsonl"))
+    assert done.returncode == 0, done.stderr
+    name = "rejections"
+    expected = {
+        line_containing(name, "000000000008"): "monitor_environment_ratelimited",
+        line_containing(name, "not-a-guid"): "checkin_invalid_guid",
+        line_containing(name, '"status": "error"'): "checkin_finished",
+        line_containing(name, "this line is not JSON"): "invalid_event",
+        line_containing(name, '"done"'): "checkin_validation_failed",
+        line_containing(name, '"duration": -1'): "checkin_validation_failed",
+        line_containing(name, "heartbeat_sent"): "invalid_event",
+        line_containing(name, "12:01:50Z"): "invalid_event",  # no check_in_id
+        line_containing(name, "no-such-monitor"): "monitor_not_found",
+        line_containing(name, "clock_pulse"): "invalid_event",  # ts goes backwards
+    }
+    rejected = [row for row in done.stdout.splitlines() if "rejected:" in row]
+    assert rejected == [f"  line {n} rejected: {kind}" for n, kind in sorted(expected.items())]
+    assert done.stdout.startswith("2 environment(s)\n")
+
+
+def test_simulate_of_a_missing_file_exits_2_with_a_message(tmp_path: Path) -> None:
+    done = run_cli("simulate", str(tmp_path / "nope.jsonl"))
+    assert done.returncode == 2
+    assert "cannot read" in done.stderr and "nope.jsonl" in done.stderr
+
+
+@pytest.mark.redis
+def test_init_refuses_to_change_the_partition_count(
+    real_client: redis.Redis, redis_server: str
+) -> None:
+    first = run_cli("init", "--redis-url", redis_server, "--partitions", "4")
+    assert (first.returncode, first.stdout) == (0, "deployment ready: 4 partitions\n")
+    again = run_cli("init", "--redis-url", redis_server, "--partitions", "4")
+    assert again.returncode == 0  # idempotent
+    refused = run_cli("init", "--redis-url", redis_server, "--partitions", "8")
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert "initialised with 4 partitions" in refused.stderr
+    assert "refusing to change to 8" in refused.stderr
+    assert real_client.hget("mes:deployment", "partitions") == b"4"
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("command", ["worker", "pulse"])
+def test_a_long_running_command_on_an_uninitialised_database_exits_1(
+    real_client: redis.Redis, redis_server: str, command: str
+) -> None:
+    done = run_cli(command, "--redis-url", redis_server, timeout=15)
+    assert done.returncode == 1
+    assert "not initialised; run `monitor-es init` first" in done.stderr
+    assert real_client.keys("mes:*") == []  # it created nothing
