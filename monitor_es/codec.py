@@ -25,8 +25,7 @@ _STATUS_CODES: Final = {"ok": 0, "error": 1, "in_progress": 2}
 _STATUS_NAMES: Final = {code: name for name, code in _STATUS_CODES.items()}
 
 _encoder = msgspec.msgpack.Encoder()
-_raw_decoder = msgspec.msgpack.Decoder()
-_derived_decoder = msgspec.msgpack.Decoder(DerivedEvent)
+_out_decoder = msgspec.msgpack.Decoder(list[DerivedEvent])
 _env_decoder = msgspec.msgpack.Decoder(Environment)
 _monitor_decoder = msgspec.msgpack.Decoder(Monitor)
 _clock_decoder = msgspec.msgpack.Decoder(ClockState)
@@ -42,11 +41,31 @@ class UndecodableEntry(ValueError):
 def encode_event(event: InboundEvent) -> bytes:
     """The wire form of an inbound event (its broker time will be its entry id)."""
     if isinstance(event, CheckInReported):
-        return _encoder.encode(_check_in_array(event))
+        return _encoder.encode(_check_in_wire(event))
     return _encoder.encode(event)
 
 
-def _check_in_array(event: CheckInReported) -> list[Any]:
+class _CheckInWire(msgspec.Struct, array_like=True, omit_defaults=True, tag=CHECK_IN_V1, gc=False):
+    """Check-in schema v1 on the log: decoded by msgspec in C, trailing nulls omitted."""
+
+    project: str
+    monitor_slug: str
+    check_in_id: Any
+    status: Any
+    environment: Any = None
+    duration: Any = None
+    received_ms: int | None = None
+    monitor_config: Any = None
+    trace_id: Any = None
+
+
+_check_in_decoder = msgspec.msgpack.Decoder(_CheckInWire)
+_inbound_decoder = msgspec.msgpack.Decoder(InboundEvent)
+# msgpack array headers: fixarray, array 16, array 32. Every other event is a map.
+_ARRAY_HEADERS: Final = frozenset([*range(0x90, 0xA0), 0xDC, 0xDD])
+
+
+def _check_in_wire(event: CheckInReported) -> _CheckInWire:
     guid = event.check_in_id
     canonical = normalise_guid(guid)
     if canonical is not None:
@@ -55,75 +74,70 @@ def _check_in_array(event: CheckInReported) -> list[Any]:
     status = event.status
     if isinstance(status, str) and status in _STATUS_CODES:
         status = _STATUS_CODES[status]
-    received = None if event.received is None else to_ms(event.received)
-    row = [
-        CHECK_IN_V1,
-        event.project,
-        event.monitor_slug,
-        guid,
-        status,
-        event.environment,
-        event.duration,
-        received,
-        event.monitor_config,
-        event.trace_id,
-    ]
-    while row[-1] is None:
-        row.pop()
-    return row
+    return _CheckInWire(
+        project=event.project,
+        monitor_slug=event.monitor_slug,
+        check_in_id=guid,
+        status=status,
+        environment=event.environment,
+        duration=event.duration,
+        received_ms=None if event.received is None else to_ms(event.received),
+        monitor_config=event.monitor_config,
+        trace_id=event.trace_id,
+    )
 
 
 def decode_entry(entry_id: str, payload: bytes) -> LogEntry:
     """A log entry from its stream id (broker time) and payload; raises UndecodableEntry."""
-    ts = from_ms(int(entry_id.split("-", 1)[0]))
+    ts = from_ms(int(entry_id.partition("-")[0]))
     try:
-        raw = _raw_decoder.decode(payload)
-        if isinstance(raw, list):
-            event: InboundEvent = _check_in_from_array(raw)
+        if payload and payload[0] in _ARRAY_HEADERS:
+            event: InboundEvent = _check_in_from_wire(_check_in_decoder.decode(payload))
         else:
-            event = msgspec.convert(raw, InboundEvent)
-    except (msgspec.DecodeError, msgspec.ValidationError, TypeError, ValueError) as exc:
+            event = _inbound_decoder.decode(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
         raise UndecodableEntry(f"undecodable entry {entry_id}: {exc}") from None
     return LogEntry(entry_id, ts, event)
 
 
-def _check_in_from_array(row: list[Any]) -> CheckInReported:
-    if not row or row[0] != CHECK_IN_V1 or len(row) < 5:
-        raise ValueError("unknown entry kind or short check-in")
-    row = row + [None] * (10 - len(row))
-    _, project, slug, guid, status, environment, duration, received, config, trace = row[:10]
-    if not isinstance(project, str) or not isinstance(slug, str):
-        raise ValueError("project and monitor_slug must be strings")
-    if isinstance(guid, bytes) and len(guid) == 16:
+def _check_in_from_wire(wire: _CheckInWire) -> CheckInReported:
+    guid = wire.check_in_id
+    if type(guid) is bytes and len(guid) == 16:
         h = guid.hex()  # the canonical dashed form, without building a uuid.UUID
         guid = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-    if isinstance(status, int) and not isinstance(status, bool):
+    status = wire.status
+    if type(status) is int:
         status = _STATUS_NAMES.get(status, status)
+    received = wire.received_ms
     return CheckInReported(
-        project=project,
-        monitor_slug=slug,
+        project=wire.project,
+        monitor_slug=wire.monitor_slug,
         check_in_id=guid,
         status=status,
-        environment=environment,
-        duration=duration,
-        monitor_config=config,
+        environment=wire.environment,
+        duration=wire.duration,
+        monitor_config=wire.monitor_config,
         received=None if received is None else from_ms(received),
-        trace_id=trace,
+        trace_id=wire.trace_id,
     )
 
 
 # ---------------------------------------------------------------- derived events
 
 
-def encode_derived(event: DerivedEvent) -> bytes:
-    """The out stream's form of a derived event."""
-    return _encoder.encode(event)
+def encode_out_entry(events: list[DerivedEvent]) -> bytes:
+    """One out-stream entry: every derived event of one commit, in order.
+
+    One XADD per commit instead of one per event: most commits derive an event per
+    check-in, and per-entry stream overhead would otherwise dominate the commit.
+    """
+    return _encoder.encode(events)
 
 
-def decode_derived(payload: bytes) -> DerivedEvent:
-    """A derived event from the out stream."""
-    event: DerivedEvent = _derived_decoder.decode(payload)
-    return event
+def decode_out_entry(payload: bytes) -> list[DerivedEvent]:
+    """The derived events of one out-stream entry."""
+    events: list[DerivedEvent] = _out_decoder.decode(payload)
+    return events
 
 
 # ---------------------------------------------------------------- stored state

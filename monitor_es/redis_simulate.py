@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from monitor_es.codec import decode_derived
+from monitor_es.codec import decode_out_entry
 from monitor_es.domain.events import DerivedEvent
 from monitor_es.domain.partition import Limits
 from monitor_es.domain.reducer import LogEntry
@@ -55,5 +55,6 @@ def simulate_on_redis(
         store = PartitionStore(client, partition)
         state, _ = load_partition(store, limits or Limits())
         environments.extend(state.all_environments())
-        events.extend(decode_derived(payload) for _, payload in store.read_out())
+        for _, payload in store.read_out():
+            events.extend(decode_out_entry(payload))
     return PipelineRun(environments, events, invalid)

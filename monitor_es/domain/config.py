@@ -58,7 +58,7 @@ ConfigErrors: TypeAlias = dict[str, list[str]]
 """Field name -> messages, as Django REST framework reports them."""
 
 
-class MonitorConfig(msgspec.Struct, frozen=True, kw_only=True):
+class MonitorConfig(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A validated monitor config; unset values keep Sentry's null and mean the default."""
 
     schedule: Schedule

@@ -16,7 +16,7 @@ import msgspec
 # ---------------------------------------------------------------- inbound (the log)
 
 
-class Inbound(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+class Inbound(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
     """Base of every event that can stand in the log."""
 
 
@@ -91,7 +91,7 @@ InboundEvent = (
 # ---------------------------------------------------------------- derived (the out stream)
 
 
-class Derived(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+class Derived(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
     """Base of every event the fold derives; `id` is deterministic (replays reproduce it)."""
 
     id: str

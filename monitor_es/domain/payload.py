@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Final
 
 import msgspec
@@ -13,6 +14,7 @@ from monitor_es.domain.state import CheckInStatus
 ZERO_GUID: Final = "00000000-0000-0000-0000-000000000000"
 MAX_DURATION_MS: Final = 2_147_483_647
 _HEX: Final = frozenset("0123456789abcdef")
+_CANONICAL: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _STATUSES: Final = {
     "ok": CheckInStatus.OK,
     "error": CheckInStatus.ERROR,
@@ -20,7 +22,7 @@ _STATUSES: Final = {
 }
 
 
-class CheckInPayload(msgspec.Struct, frozen=True):
+class CheckInPayload(msgspec.Struct, frozen=True, gc=False):
     """The validated fields of one check-in."""
 
     guid: str
@@ -33,6 +35,8 @@ def normalise_guid(value: object) -> str | None:
     """A UUID (dashed or 32 hex digits, any case) in dashed lower case, or None."""
     if not isinstance(value, str):
         return None
+    if _CANONICAL.fullmatch(value):
+        return value  # the common case: the codec already sends the canonical form
     text = value.lower()
     if len(text) == 36:
         if text[8] != "-" or text[13] != "-" or text[18] != "-" or text[23] != "-":

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from monitor_es.codec import decode_derived, decode_entry
+from monitor_es.codec import decode_entry, decode_out_entry
 from monitor_es.domain.events import (
     CheckInReported,
     ClockDecided,
@@ -186,7 +186,7 @@ def test_reducers_turn_running_check_ins_unknown_at_an_incident_tick(
         state, _ = load_partition(store, Limits())
         (env,) = state.all_environments()
         assert [c.status for c in env.checkins] == [CheckInStatus.UNKNOWN]
-        events = [decode_derived(payload) for _, payload in store.read_out()]
+        events = [event for _, payload in store.read_out() for event in decode_out_entry(payload)]
         unknown = [e for e in events if isinstance(e, MarkUnknown)]
         assert len(unknown) == 1
         assert unknown[0].monitor_slug == slug

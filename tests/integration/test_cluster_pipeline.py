@@ -17,7 +17,7 @@ import msgspec
 import pytest
 from redis.cluster import RedisCluster
 
-from monitor_es.codec import decode_derived
+from monitor_es.codec import decode_out_entry
 from monitor_es.domain.partition import Limits
 from monitor_es.domain.reducer import LogEntry
 from monitor_es.producer import Producer, partitions_of
@@ -124,7 +124,7 @@ def test_a_worker_process_on_the_cluster_reduces_appended_entries(
     for p in range(N):
         store = PartitionStore(cluster_client, p)
         environments += load_partition(store, Limits())[0].all_environments()
-        events += [decode_derived(payload) for _, payload in store.read_out()]
+        events += [event for _, payload in store.read_out() for event in decode_out_entry(payload)]
     pure = simulate(lines)
     assert canonical(environments, events, []) == canonical(
         pure.partition.all_environments(), pure.events, []

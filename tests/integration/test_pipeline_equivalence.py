@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from monitor_es.codec import decode_derived
+from monitor_es.codec import decode_out_entry
 from monitor_es.domain.partition import Limits
 from monitor_es.redis_simulate import PipelineRun, simulate_on_redis
 from monitor_es.replay import Simulation, simulate
@@ -69,7 +69,7 @@ def out_stream_ids(client: Client) -> list[str]:
     ids: list[str] = []
     for partition in range(require_deployment(client).partitions):
         for _, payload in PartitionStore(client, partition).read_out():
-            ids.append(decode_derived(payload).id)
+            ids.extend(event.id for event in decode_out_entry(payload))
     return ids
 
 

@@ -25,8 +25,8 @@ import redis
 
 from monitor_es.codec import (
     CLOCK_FIELD,
-    decode_derived,
     decode_entry,
+    decode_out_entry,
     encode_record,
     environment_field,
     monitor_field,
@@ -173,7 +173,7 @@ def assert_exactly_once(client: Client) -> int:
         total += len(entries)
         expected = Partition(Limits())
         events = fold(expected, entries)
-        out = [decode_derived(payload) for _, payload in store.read_out()]
+        out = [event for _, payload in store.read_out() for event in decode_out_entry(payload)]
         ids = Counter(e.id for e in out)
         assert [i for i, n in ids.items() if n > 1] == [], f"duplicates in p{p}"
         assert out == events, f"out stream of p{p}"

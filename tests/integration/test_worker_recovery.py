@@ -22,7 +22,7 @@ import redis
 
 from monitor_es.codec import (
     CLOCK_FIELD,
-    decode_derived,
+    decode_out_entry,
     encode_event,
     encode_record,
     environment_field,
@@ -195,7 +195,7 @@ def encoded_state(partition: Partition) -> dict[bytes, bytes]:
 
 def stored_events(store: PartitionStore) -> list[DerivedEvent]:
     """The derived events of a partition's out stream, in order."""
-    return [decode_derived(payload) for _, payload in store.read_out()]
+    return [event for _, payload in store.read_out() for event in decode_out_entry(payload)]
 
 
 def assert_partition_matches(
