@@ -18,6 +18,7 @@ from monitor_es.domain.events import (
     EventRejected,
     IncidentOpened,
     IncidentResolved,
+    event_json,
 )
 from monitor_es.domain.state import Environment
 from monitor_es.domain.time import iso
@@ -114,6 +115,6 @@ def build_report(
         "environments": [environment_row(env) for env in envs],
         "check_ins": list(history.check_ins.values()),
         "incidents": list(history.incidents.values()),
-        "events": [_json(event) for event in events],
+        "events": [event_json(event) for event in events],
         "rejected": rejected,
     }

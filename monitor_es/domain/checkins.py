@@ -48,21 +48,27 @@ def process_check_in(
     p: Partition, fx: Effects, entry_id: str, ts: datetime, event: CheckInReported
 ) -> None:
     """Runs one check-in through validation, upsert, creation or update and the env update."""
+    project = event.project
     slug = slugify(event.monitor_slug)
     received = event.received or ts
-    env_name = normalise_environment(
-        event.environment if isinstance(event.environment, str) else None
-    )
-    minute = trunc_minute(ts)
-    _rate_limit(p, (event.project, slug, env_name), minute)
+    raw_env = event.environment
+    env_name = normalise_environment(raw_env if isinstance(raw_env, str) else None)
+    # After the clock advanced to `ts`, its last tick is `ts`'s minute (ts never goes back).
+    last_tick = p.clock.last_tick
+    minute = last_tick if last_tick is not None and ts >= last_tick else trunc_minute(ts)
+    known = p.environment((project, slug, env_name))  # looked up once for the whole check-in
+    _rate_limit(p, known, (project, slug, env_name), minute)
     payload = validate_payload(
-        event.check_in_id, event.status, event.duration, event.environment, event.trace_id
+        event.check_in_id, event.status, event.duration, raw_env, event.trace_id
     )
-    monitor = upsert_from_checkin(p, fx, event.project, slug, event.monitor_config)
+    monitor = upsert_from_checkin(p, fx, project, slug, event.monitor_config)
     if monitor.disabled:
         raise Rejected([error(ErrorType.MONITOR_DISABLED)])
-    env = _ensure_environment(p, fx, monitor, event.environment, env_name)
-    existing = _find_existing(p, env, event.project, payload.guid)
+    if known is not None and (raw_env is None or isinstance(raw_env, str)):
+        env = known  # an existing environment's name was validated when it was created
+    else:
+        env = _ensure_environment(p, fx, monitor, raw_env, env_name)
+    existing = _find_existing(p, env, project, payload.guid)
     if existing is None:
         checkin = _create(
             p, fx, monitor, env, entry_id=entry_id, minute=minute, received=received,
@@ -79,9 +85,10 @@ def process_check_in(
     _after_check_in(p, fx, monitor, env, checkin, received=received)
 
 
-def _rate_limit(p: Partition, key: tuple[str, str, str], minute: datetime) -> None:
+def _rate_limit(
+    p: Partition, env: Environment | None, key: tuple[str, str, str], minute: datetime
+) -> None:
     """Per environment and broker minute, so replaying a backlog is never throttled."""
-    env = p.environment(key)
     if env is not None:
         if env.rate_minute != minute:
             env.rate_minute, env.rate_count = minute, 0
@@ -99,8 +106,6 @@ def _ensure_environment(
 ) -> Environment:
     envs = p.envs_of(monitor)
     env = envs.get(name)
-    if env is not None and (raw_name is None or isinstance(raw_name, str)):
-        return env  # an existing environment's name was validated when it was created
     reason = validate_environment_name(raw_name)
     if reason is not None:
         raise Rejected([error(ErrorType.MONITOR_INVALID_ENVIRONMENT, reason=reason)])
@@ -169,14 +174,9 @@ def _create(
         date_in_progress=received if running else None,
         trace_id=payload.trace_id,
     )
-    p.add_checkin(env, checkin, keep=_history_size(p, monitor))
+    p.add_checkin(env, checkin, monitor.config)
     record_checkin(fx, env, checkin, created=True)
     return checkin
-
-
-def _history_size(p: Partition, monitor: Monitor) -> int:
-    config = monitor.config
-    return max(p.limits.history, config.failure_threshold, config.recovery_threshold_value)
 
 
 def _update(
@@ -242,11 +242,12 @@ def _after_check_in(
         set_status(fx, env, EnvStatus.FAILED, received)
         mark_failed(p, fx, monitor, env, checkin, received=received, tick=None)
         return
-    try_resolution(p, fx, monitor, env, checkin)
+    if env.incident is not None:
+        try_resolution(p, fx, monitor, env, checkin)
     if env.last_checkin is None or env.last_checkin <= received:
         _note_last_checkin(env, checkin)
         expect_after(p, monitor, env, received)
-    if checkin.status is CheckInStatus.OK:
+    if checkin.status is CheckInStatus.OK and env.status is not EnvStatus.OK:
         set_status(fx, env, EnvStatus.OK, received)
 
 

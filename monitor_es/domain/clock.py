@@ -115,8 +115,7 @@ def _mark_missing(p: Partition, fx: Effects, env: Environment, tick: datetime) -
         date_clock=tick,
         expected_time=expected,
     )
-    keep = max(p.limits.history, config.failure_threshold, config.recovery_threshold_value)
-    p.add_checkin(env, missed, keep)
+    p.add_checkin(env, missed, config)
     record_checkin(fx, env, missed, created=True)
     # The last slot strictly before the tick: skipped ticks catch up instead of
     # producing a miss for every past slot (§3.7.5).

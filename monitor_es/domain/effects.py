@@ -34,8 +34,13 @@ class Effects:
 
     def emit(self, kind: type[E], **fields: Any) -> E:
         """Appends one derived event of the given kind."""
-        n = self._counts.get(self._cause, 0) + 1
-        self._counts[self._cause] = n
-        event = kind(id=f"{self._cause}#{n}", **fields)
+        event = kind(id=self.next_id(), **fields)
         self.events.append(event)
         return event
+
+    def next_id(self) -> str:
+        """The id of the next event of the current cause (for hot paths that build it)."""
+        cause = self._cause
+        n = self._counts.get(cause, 0) + 1
+        self._counts[cause] = n
+        return f"{cause}#{n}"

@@ -91,8 +91,14 @@ InboundEvent = (
 # ---------------------------------------------------------------- derived (the out stream)
 
 
-class Derived(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
-    """Base of every event the fold derives; `id` is deterministic (replays reproduce it)."""
+class Derived(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False, array_like=True
+):
+    """Base of every event the fold derives; `id` is deterministic (replays reproduce it).
+
+    Stored as arrays (`[type, id, ...fields]`): the out stream holds one per check-in, and
+    field names would double its size. `event_json` gives the named JSON form.
+    """
 
     id: str
 
@@ -264,6 +270,19 @@ class EnvironmentBroken(_EnvRef, frozen=True, tag="monitor_environment_broken"):
     incident_id: str
     started_at: datetime
     detection_time: datetime
+
+
+def event_json(event: Derived) -> dict[str, Any]:
+    """A derived event in its JSON form: `type` and every field by name."""
+    named: dict[str, Any] = {"type": type(event).__struct_config__.tag}
+    # Identity first (id, project, monitor, environment), then the event's own fields.
+    fields = sorted(event.__struct_fields__, key=lambda name: _LEADING.get(name, len(_LEADING)))
+    for name in fields:
+        named[name] = msgspec.to_builtins(getattr(event, name))
+    return named
+
+
+_LEADING = {"id": 0, "project": 1, "monitor_slug": 2, "environment": 3}
 
 
 DerivedEvent = (

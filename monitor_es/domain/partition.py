@@ -14,6 +14,7 @@ from datetime import datetime
 
 import msgspec
 
+from monitor_es.domain.config import MonitorConfig
 from monitor_es.domain.deadlines import DeadlineIndex
 from monitor_es.domain.state import (
     CheckIn,
@@ -161,7 +162,7 @@ class Partition:
 
     # ------------------------------------------------------------ check-ins
 
-    def add_checkin(self, env: Environment, checkin: CheckIn, keep: int) -> None:
+    def add_checkin(self, env: Environment, checkin: CheckIn, config: MonitorConfig) -> None:
         """Files a check-in in date order, indexes it and prunes old history."""
         checkins = env.checkins
         if not checkins or checkins[-1].date_added <= checkin.date_added:
@@ -170,8 +171,13 @@ class Partition:
             insort(checkins, checkin, key=lambda c: c.date_added)
         self.checkin_owner[(env.project, checkin.id)] = env
         self.schedule_timeout(env, checkin)
-        if len(checkins) > keep + _PRUNE_SLACK:
-            self._prune(env, keep)
+        if len(checkins) > self.limits.history + _PRUNE_SLACK:
+            # Thresholds read the newest N check-ins, so N of them are always kept.
+            keep = max(
+                self.limits.history, config.failure_threshold, config.recovery_threshold_value
+            )
+            if len(checkins) > keep + _PRUNE_SLACK:
+                self._prune(env, keep)
 
     def _prune(self, env: Environment, keep: int) -> None:
         # In-progress runs stay whatever their age: they can still be closed or time out.

@@ -14,21 +14,24 @@ from monitor_es.domain.state import USER_TERMINAL, CheckIn, Environment, EnvStat
 def record_checkin(fx: Effects, env: Environment, checkin: CheckIn, *, created: bool) -> None:
     """Emits the full record of a created or changed check-in (feeds the history model)."""
     kind = CheckInCreated if created else CheckInUpdated
-    fx.emit(
-        kind,
-        project=env.project,
-        monitor_slug=env.monitor_slug,
-        environment=env.name,
-        check_in_id=checkin.id,
-        status=checkin.status.value,
-        date_added=checkin.date_added,
-        date_updated=checkin.date_updated,
-        date_clock=checkin.date_clock,
-        expected_time=checkin.expected_time,
-        timeout_at=checkin.timeout_at,
-        duration_ms=checkin.duration_ms,
-        date_in_progress=checkin.date_in_progress,
-        trace_id=checkin.trace_id,
+    # Built directly (not through Effects.emit): this runs for every check-in.
+    fx.events.append(
+        kind(
+            id=fx.next_id(),
+            project=env.project,
+            monitor_slug=env.monitor_slug,
+            environment=env.name,
+            check_in_id=checkin.id,
+            status=checkin.status,
+            date_added=checkin.date_added,
+            date_updated=checkin.date_updated,
+            date_clock=checkin.date_clock,
+            expected_time=checkin.expected_time,
+            timeout_at=checkin.timeout_at,
+            duration_ms=checkin.duration_ms,
+            date_in_progress=checkin.date_in_progress,
+            trace_id=checkin.trace_id,
+        )
     )
 
 
@@ -41,8 +44,8 @@ def set_status(fx: Effects, env: Environment, status: EnvStatus, at: datetime) -
         project=env.project,
         monitor_slug=env.monitor_slug,
         environment=env.name,
-        status=status.value,
-        previous=env.status.value,
+        status=status,
+        previous=env.status,
         at=at,
     )
     env.status = status

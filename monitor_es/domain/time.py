@@ -11,7 +11,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def trunc_minute(instant: datetime) -> datetime:
     """The instant with seconds and microseconds dropped."""
     if instant.second or instant.microsecond:
-        return instant.replace(second=0, microsecond=0)
+        # The constructor is the cheapest way to an aware datetime (replace() is slower).
+        return datetime(
+            instant.year, instant.month, instant.day, instant.hour, instant.minute,
+            tzinfo=instant.tzinfo,
+        )  # fmt: skip
     return instant
 
 
