@@ -81,7 +81,7 @@ def process_check_in(
         return
     else:
         checkin = existing
-    p.touch(env)
+    # No touch needed here: the rate limiter (or the environment's creation) marked it.
     _after_check_in(p, fx, monitor, env, checkin, received=received)
 
 

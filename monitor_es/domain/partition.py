@@ -203,6 +203,11 @@ class Partition:
 
     # ------------------------------------------------------------ clock indexes
 
+    def pending_deadline(self, deadline: datetime) -> bool:
+        """True if a tick has not yet swept this deadline's bucket."""
+        last = self.clock.last_tick
+        return last is not None and deadline > last
+
     def schedule_due(self, env: Environment) -> None:
         """Indexes the environment's missed deadline (`next_checkin_latest`)."""
         if env.next_checkin_latest is not None:

@@ -64,7 +64,7 @@ def validate_payload(
     checked_status = _STATUSES.get(status) if isinstance(status, str) else None
     if checked_status is None:
         problems["status"] = [f'"{status}" is not a valid choice.']
-    duration_ms = _duration_ms(duration, problems)
+    duration_ms = None if duration is None else _duration_ms(duration, problems)
     if environment is not None and not isinstance(environment, str):
         problems["environment"] = ["Not a valid string."]
     trace = None
@@ -78,9 +78,8 @@ def validate_payload(
 
 
 def _duration_ms(duration: Any, problems: dict[str, list[str]]) -> int | None:
+    """A sent duration in milliseconds, noting what is wrong with it."""
     # The SDK sends seconds; Sentry stores int(seconds * 1000) milliseconds.
-    if duration is None:
-        return None
     if isinstance(duration, bool) or not isinstance(duration, int | float):
         problems["duration"] = ["A valid integer is required."]
         return None

@@ -65,7 +65,11 @@ def expect_after(p: Partition, monitor: Monitor, env: Environment, reference: da
     """Sets the next expected check-in (and its latest time) after a reference instant."""
     config = monitor.config
     expected = next_expected(config.schedule, config.tz, reference)
+    latest = expected + config.margin
     env.next_checkin = expected
-    env.next_checkin_latest = expected + config.margin
-    p.schedule_due(env)
+    # A run's open and close usually expect the same slot: file the deadline only when it
+    # moved, or when its bucket may already have been swept by a tick.
+    if latest != env.next_checkin_latest or not p.pending_deadline(latest):
+        env.next_checkin_latest = latest
+        p.schedule_due(env)
     p.touch(env)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import NamedTuple, assert_never
+from typing import assert_never
+
+import msgspec
 
 from monitor_es.domain import clock, monitors
 from monitor_es.domain.checkins import process_check_in
@@ -33,7 +35,7 @@ from monitor_es.domain.system_incidents import Decision
 from monitor_es.domain.time import trunc_minute
 
 
-class LogEntry(NamedTuple):
+class LogEntry(msgspec.Struct, frozen=True, gc=False):
     """One log entry: its stream id, its broker time and the event it carries."""
 
     id: str
