@@ -62,7 +62,8 @@ class Partition:
         self.monitors: dict[MonitorKey, Monitor] = {}
         self.environments: dict[MonitorKey, dict[str, Environment]] = {}
         self.monitor_counts: dict[str, int] = {}
-        self.checkin_owner: dict[tuple[str, str], Environment] = {}
+        # (project, check-in id) -> where it is kept: ids are unique per project (spec §2.5).
+        self.checkin_owner: dict[tuple[str, str], tuple[Environment, CheckIn]] = {}
         self.clock = ClockState()
         # Derived from clock.last_tick (not stored): lets most entries skip the tick check.
         self.next_tick: datetime | None = None
@@ -139,7 +140,7 @@ class Partition:
         """Registers a new environment (or one loaded from the store) and indexes it."""
         self.environments.setdefault((env.project, env.monitor_slug), {})[env.name] = env
         for checkin in env.checkins:
-            self.checkin_owner[(env.project, checkin.id)] = env
+            self.checkin_owner[(env.project, checkin.id)] = (env, checkin)
             self.schedule_timeout(env, checkin)
         self.schedule_due(env)
         self.removed_envs.discard(env.key)
@@ -169,7 +170,7 @@ class Partition:
             checkins.append(checkin)
         else:
             insort(checkins, checkin, key=lambda c: c.date_added)
-        self.checkin_owner[(env.project, checkin.id)] = env
+        self.checkin_owner[(env.project, checkin.id)] = (env, checkin)
         self.schedule_timeout(env, checkin)
         if len(checkins) > self.limits.history + _PRUNE_SLACK:
             # Thresholds read the newest N check-ins, so N of them are always kept.
@@ -193,13 +194,7 @@ class Partition:
 
     def find_checkin(self, project: str, checkin_id: str) -> tuple[Environment, CheckIn] | None:
         """The environment and check-in with this id in the project, if still kept."""
-        env = self.checkin_owner.get((project, checkin_id))
-        if env is None:
-            return None
-        for checkin in reversed(env.checkins):
-            if checkin.id == checkin_id:
-                return env, checkin
-        return None
+        return self.checkin_owner.get((project, checkin_id))
 
     # ------------------------------------------------------------ clock indexes
 
