@@ -251,9 +251,8 @@ class Partition:
         """Returns and clears what changed since the last call (for the commit)."""
         changes = Changes(
             monitors=[self.monitors[k] for k in sorted(self.dirty_monitors)],
-            environments=sorted(
-                (e for e in self.dirty_envs.values() if self._current(e)), key=lambda e: e.key
-            ),
+            # Change order, not key order: a hash write does not depend on it.
+            environments=[e for e in self.dirty_envs.values() if self._current(e)],
             removed_monitors=sorted(self.removed_monitors),
             removed_environments=sorted(self.removed_envs),
             clock=self.clock if self.clock_dirty else None,

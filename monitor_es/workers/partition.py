@@ -8,7 +8,6 @@ blocks the partition: the entry is retried, and after `max_attempts` dead-letter
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -102,15 +101,21 @@ class PartitionWorker:
             return result
         fresh: list[LogEntry] = []
         dead: list[DeadLetter] = []
+        mark = None if self.last_id is None else parse_id(self.last_id)
         for entry_id, payload in raw:
-            if self._seen(entry_id) or payload is None:
-                result.duplicates += 1  # already applied, or deleted while pending: ack only
+            # Batches come in id order: once past the high-water mark, stop comparing.
+            if mark is not None and parse_id(entry_id) <= mark:
+                result.duplicates += 1  # already applied: ack only
+                continue
+            mark = None
+            if payload is None:
+                result.duplicates += 1  # deleted while pending: nothing to apply, ack only
                 continue
             try:
                 fresh.append(decode_entry(entry_id, payload))
             except UndecodableEntry as exc:
                 dead.append(DeadLetter(entry_id, str(exc), 1, payload))
-        applied, events, failed = self._fold(fresh, dead, dict(raw))
+        applied, events, failed = self._fold(fresh, dead, raw)
         acked = [entry_id for entry_id, _ in raw]
         if failed is not None:
             # The retried entry and everything after it stay pending for the next step.
@@ -121,11 +126,8 @@ class PartitionWorker:
             result.committed = self._commit(acked, applied, events, dead)
         return result
 
-    def _seen(self, entry_id: str) -> bool:
-        return self.last_id is not None and parse_id(entry_id) <= parse_id(self.last_id)
-
     def _fold(
-        self, entries: list[LogEntry], dead: list[DeadLetter], payloads: dict[str, bytes | None]
+        self, entries: list[LogEntry], dead: list[DeadLetter], raw: Sequence[RawEntry]
     ) -> tuple[list[LogEntry], list[DerivedEvent], str | None]:
         """Applies entries in order; returns the id of an entry to retry later, if any."""
         fx = Effects()
@@ -141,7 +143,8 @@ class PartitionWorker:
                     self.needs_claim = True
                     return applied, fx.events, entry.id
                 reason = f"reducer failed {attempts} times: {type(exc).__name__}: {exc}"
-                dead.append(DeadLetter(entry.id, reason, attempts, payloads[entry.id] or b""))
+                payload = dict(raw)[entry.id] or b""
+                dead.append(DeadLetter(entry.id, reason, attempts, payload))
                 continue
             applied.append(entry)
         return applied, fx.events, None
@@ -171,10 +174,12 @@ class PartitionWorker:
             state_set[CLOCK_FIELD] = encode_record(changes.clock)
         state_del = [monitor_field(*k) for k in changes.removed_monitors]
         state_del += [environment_field(*k) for k in changes.removed_environments]
-        volume = Counter(
-            to_ms(e.ts) // 60_000 * 60 for e in applied if isinstance(e.event, CheckInReported)
-        )
-        batch_last = max(acked, key=parse_id)
+        volume: dict[int, int] = {}
+        for entry in applied:
+            if type(entry.event) is CheckInReported:
+                minute = int(entry.id.partition("-")[0]) // 60_000 * 60
+                volume[minute] = volume.get(minute, 0) + 1
+        batch_last = acked[-1]  # entries are read, and claimed, in id order
         meta: dict[str, str | bytes | int] = {}
         if applied:
             meta["stream_ms"] = to_ms(applied[-1].ts)
@@ -186,7 +191,7 @@ class PartitionWorker:
             meta_set=meta,
             out=[encode_out_entry(events)] if events else [],
             dlq=dead,
-            volume=dict(volume),
+            volume=volume,
             ack_ids=acked,
         )
         self.last_id = batch_last
