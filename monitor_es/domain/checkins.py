@@ -38,7 +38,7 @@ from monitor_es.domain.state import (
     EnvStatus,
     Monitor,
 )
-from monitor_es.domain.time import trunc_minute
+from monitor_es.domain.time import ONE_MINUTE, trunc_minute
 
 _NAMESPACE = uuid.UUID("0b9f3a56-2c1d-4f7e-8e6a-4b1d9c2e7f30")
 _MAX_HEARTBEAT_EXTENSION = timedelta(minutes=MAX_TIMEOUT)
@@ -56,12 +56,14 @@ def process_check_in(
     # After the clock advanced to `ts`, its last tick is `ts`'s minute (ts never goes back).
     last_tick = p.clock.last_tick
     minute = last_tick if last_tick is not None and ts >= last_tick else trunc_minute(ts)
-    known = p.environment((project, slug, env_name))  # looked up once for the whole check-in
-    _rate_limit(p, known, (project, slug, env_name), minute)
+    monitor_key = (project, slug)
+    envs = p.environments.get(monitor_key)
+    known = None if envs is None else envs.get(env_name)  # looked up once per check-in
+    _rate_limit(p, known, monitor_key, env_name, minute)
     payload = validate_payload(
         event.check_in_id, event.status, event.duration, raw_env, event.trace_id
     )
-    monitor = upsert_from_checkin(p, fx, project, slug, event.monitor_config)
+    monitor = upsert_from_checkin(p, fx, monitor_key, event.monitor_config)
     if monitor.disabled:
         raise Rejected([error(ErrorType.MONITOR_DISABLED)])
     if known is not None and (raw_env is None or isinstance(raw_env, str)):
@@ -86,7 +88,11 @@ def process_check_in(
 
 
 def _rate_limit(
-    p: Partition, env: Environment | None, key: tuple[str, str, str], minute: datetime
+    p: Partition,
+    env: Environment | None,
+    monitor_key: tuple[str, str],
+    env_name: str,
+    minute: datetime,
 ) -> None:
     """Per environment and broker minute, so replaying a backlog is never throttled."""
     if env is not None:
@@ -96,7 +102,7 @@ def _rate_limit(
         count = env.rate_count
         p.touch(env)
     else:
-        count = p.count_orphan_attempt(key, minute)
+        count = p.count_orphan_attempt((*monitor_key, env_name), minute)
     if count > p.limits.checkins_per_minute:
         raise Rejected([error(ErrorType.MONITOR_ENVIRONMENT_RATELIMITED)])
 
@@ -118,10 +124,8 @@ def _ensure_environment(
     env = Environment(
         project=monitor.project, monitor_slug=monitor.slug, name=name, muted=monitor.muted
     )
-    if p.orphan_rate_minute is not None:
-        # The attempt that created the environment was counted before it existed.
-        env.rate_minute = p.orphan_rate_minute
-        env.rate_count = p.take_orphan_attempts(env.key)
+    # The attempt that created the environment was counted before it existed.
+    env.rate_minute, env.rate_count = p.take_orphan_attempts(env.key)
     p.add_environment(env)
     fx.emit(
         EnvironmentCreated, project=env.project, monitor_slug=env.monitor_slug, environment=name
@@ -168,7 +172,7 @@ def _create(
         date_updated=received,
         date_clock=minute,
         expected_time=env.next_checkin,
-        timeout_at=trunc_minute(received) + monitor.config.runtime if running else None,
+        timeout_at=_start_minute(received, minute) + monitor.config.runtime if running else None,
         # A duration comes only with a closing message (domain.md).
         duration_ms=None if running else payload.duration_ms,
         date_in_progress=received if running else None,
@@ -177,6 +181,13 @@ def _create(
     p.add_checkin(env, checkin, monitor.config)
     record_checkin(fx, env, checkin, created=True)
     return checkin
+
+
+def _start_minute(received: datetime, minute: datetime) -> datetime:
+    """The minute a run started: usually the entry's own minute, known without arithmetic."""
+    if minute <= received < minute + ONE_MINUTE:
+        return minute
+    return trunc_minute(received)
 
 
 def _update(

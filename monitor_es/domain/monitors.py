@@ -38,10 +38,11 @@ _encoder = msgspec.msgpack.Encoder()
 
 
 def upsert_from_checkin(
-    p: Partition, fx: Effects, project: str, slug: str, raw_config: Any
+    p: Partition, fx: Effects, key: tuple[str, str], raw_config: Any
 ) -> Monitor:
     """Finds the monitor, creating or merging it from a check-in's `monitor_config`."""
-    monitor = p.monitors.get((project, slug))
+    monitor = p.monitors.get(key)
+    project, slug = key
     if not raw_config:  # Sentry skips the upsert for any empty config (`{}` included)
         if monitor is None:
             raise Rejected([error(ErrorType.MONITOR_NOT_FOUND)])

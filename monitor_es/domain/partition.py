@@ -51,7 +51,13 @@ class ClockState(msgspec.Struct, array_like=True, kw_only=True):
     # Rate-limit counts of environments that do not exist yet, for `rate_minute`: kept so a
     # partition reloaded mid-minute judges the next attempt as a replay would.
     rate_minute: datetime | None = None
-    rate_counts: list[tuple[str, str, str, int]] = msgspec.field(default_factory=list)
+    rate_counts: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+def _rate_field(key: EnvKey) -> str:
+    # Unambiguous: the project is length-prefixed and a slug never holds "\x1f".
+    project, slug, name = key
+    return f"{len(project)}:{project}{slug}\x1f{name}"
 
 
 class Partition:
@@ -67,8 +73,6 @@ class Partition:
         self.clock = ClockState()
         # Derived from clock.last_tick (not stored): lets most entries skip the tick check.
         self.next_tick: datetime | None = None
-        self.orphan_rate_minute: datetime | None = None
-        self.orphan_rates: dict[EnvKey, int] = {}
         self._due: DeadlineIndex[Environment] = DeadlineIndex()
         self._timeouts: DeadlineIndex[tuple[Environment, CheckIn]] = DeadlineIndex()
         self.dirty_monitors: set[MonitorKey] = set()
@@ -80,29 +84,24 @@ class Partition:
 
     def count_orphan_attempt(self, key: EnvKey, minute: datetime) -> int:
         """Counts a check-in for an environment that does not exist (yet) in this minute."""
-        if self.orphan_rate_minute != minute:
-            self.orphan_rate_minute, self.orphan_rates = minute, {}
-        count = self.orphan_rates[key] = self.orphan_rates.get(key, 0) + 1
-        self._store_orphan_rates()
-        return count
-
-    def take_orphan_attempts(self, key: EnvKey) -> int:
-        """Hands the counted attempts over to a newly created environment."""
-        count = self.orphan_rates.pop(key, 0)
-        self._store_orphan_rates()
-        return count
-
-    def _store_orphan_rates(self) -> None:
-        # Rare (only check-ins of unknown environments), so the stored copy is rebuilt whole.
-        self.clock.rate_minute = self.orphan_rate_minute
-        self.clock.rate_counts = [(*key, n) for key, n in sorted(self.orphan_rates.items())]
+        clock = self.clock
+        if clock.rate_minute != minute:
+            clock.rate_minute, clock.rate_counts = minute, {}
+        field = _rate_field(key)
+        count = clock.rate_counts[field] = clock.rate_counts.get(field, 0) + 1
         self.clock_dirty = True
+        return count
+
+    def take_orphan_attempts(self, key: EnvKey) -> tuple[datetime | None, int]:
+        """Hands the minute's counted attempts over to a newly created environment."""
+        clock = self.clock
+        count = clock.rate_counts.pop(_rate_field(key), 0)
+        self.clock_dirty = True
+        return clock.rate_minute, count
 
     def restore_clock(self, clock: ClockState) -> None:
-        """Takes a stored clock record (and the rate-limit counts it carries)."""
+        """Takes a stored clock record (with the rate-limit counts it carries)."""
         self.clock = clock
-        self.orphan_rate_minute = clock.rate_minute
-        self.orphan_rates = {(a, b, c): n for a, b, c, n in clock.rate_counts}
 
     # ------------------------------------------------------------ monitors
 
