@@ -404,9 +404,19 @@ _NOT_SLUG_CHARS: Final = re.compile(r"[^\w\s-]")
 _DASHES_AND_SPACES: Final = re.compile(r"[-\s]+")
 
 
-@lru_cache(maxsize=8192)
 def slugify(raw: str) -> str:
     """A monitor slug as Sentry derives it (Django slugify, at most 50 characters)."""
+    # Nearly every check-in already sends a valid slug: recognise it without rewriting it.
+    if _PLAIN_SLUG.fullmatch(raw) and "--" not in raw:
+        return raw
+    return _slugify(raw)
+
+
+_PLAIN_SLUG: Final = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,48}[a-z0-9])?")
+
+
+@lru_cache(maxsize=8192)
+def _slugify(raw: str) -> str:
     text = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode("ascii")
     text = _NOT_SLUG_CHARS.sub("", text.lower())
     text = _DASHES_AND_SPACES.sub("-", text).strip("-_")

@@ -80,7 +80,7 @@ def _validate_upsert(raw_config: Any) -> MonitorConfig | ConfigErrors:
     return _validate_encoded(encoded)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=16384)
 def _validate_encoded(encoded: bytes) -> MonitorConfig | ConfigErrors:
     return validate_config(msgspec.msgpack.decode(encoded), clamp=True)
 

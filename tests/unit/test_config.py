@@ -682,13 +682,20 @@ def test_slugify_is_idempotent_short_and_url_safe(raw: str) -> None:
 
 
 def test_slugify_is_memoised_with_a_bounded_cache() -> None:
+    from monitor_es.domain import config
+
     slugify("Memo Test")
-    hits = slugify.cache_info().hits
+    hits = config._slugify.cache_info().hits
 
     slugify("Memo Test")
 
-    assert slugify.cache_info().hits == hits + 1
-    assert slugify.cache_info().maxsize is not None
+    assert config._slugify.cache_info().hits == hits + 1
+    assert config._slugify.cache_info().maxsize is not None
+
+
+def test_an_already_valid_slug_is_returned_unchanged() -> None:
+    assert slugify("nightly-backup_2") == "nightly-backup_2"
+    assert slugify("a--b") == "a-b"
 
 
 # ---------------------------------------------------------------------- environments
@@ -719,3 +726,10 @@ def test_environment_names_are_checked_like_sentrys(name: object, reason: str | 
 )
 def test_a_missing_environment_is_production(name: str | None, normalised: str) -> None:
     assert normalise_environment(name) == normalised
+
+
+@given(st.text(alphabet="abz09_- -AZé/", max_size=60))
+def test_the_plain_slug_shortcut_agrees_with_full_slugify(raw: str) -> None:
+    from monitor_es.domain import config
+
+    assert slugify(raw) == config._slugify(raw)
