@@ -138,7 +138,7 @@ def _find_existing(p: Partition, env: Environment, project: str, guid: str) -> C
     if guid == ZERO_GUID:
         running = [c for c in env.checkins if c.status is CheckInStatus.IN_PROGRESS]
         return running[-1] if running else None
-    hit = p.find_checkin(project, guid)
+    hit = p.checkin_owner.get((project, guid))
     if hit is None:
         return None
     owner, checkin = hit

@@ -23,12 +23,11 @@ class DeadlineIndex(Generic[T]):
 
     def add(self, deadline: datetime, item: T) -> None:
         """Files an item under its deadline."""
-        bucket = self._buckets.get(deadline)
-        if bucket is None:
+        try:
+            self._buckets[deadline].append(item)  # most deadlines share a bucket
+        except KeyError:
             self._buckets[deadline] = [item]
             heapq.heappush(self._minutes, deadline)
-        else:
-            bucket.append(item)
 
     def pop_due(self, now: datetime) -> list[tuple[datetime, list[T]]]:
         """Removes and returns every bucket whose deadline is at or before `now`."""

@@ -181,15 +181,22 @@ class Partition:
 
     def _prune(self, env: Environment, keep: int) -> None:
         # In-progress runs stay whatever their age: they can still be closed or time out.
-        excess = len(env.checkins) - keep
-        kept: list[CheckIn] = []
-        for checkin in env.checkins:
-            if excess > 0 and checkin.status is not CheckInStatus.IN_PROGRESS:
-                excess -= 1
-                self.checkin_owner.pop((env.project, checkin.id), None)
-            else:
-                kept.append(checkin)
-        env.checkins = kept
+        checkins = env.checkins
+        excess = len(checkins) - keep
+        oldest = checkins[:excess]
+        if all(c.status is not CheckInStatus.IN_PROGRESS for c in oldest):
+            del checkins[:excess]  # the usual case: the oldest are all finished
+            dropped = oldest
+        else:
+            dropped, kept = [], []
+            for checkin in checkins:
+                if excess > len(dropped) and checkin.status is not CheckInStatus.IN_PROGRESS:
+                    dropped.append(checkin)
+                else:
+                    kept.append(checkin)
+            env.checkins = kept
+        for checkin in dropped:
+            self.checkin_owner.pop((env.project, checkin.id), None)
 
     def find_checkin(self, project: str, checkin_id: str) -> tuple[Environment, CheckIn] | None:
         """The environment and check-in with this id in the project, if still kept."""
