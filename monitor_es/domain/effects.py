@@ -21,16 +21,20 @@ class Effects:
     def __init__(self) -> None:
         self.events: list[DerivedEvent] = []
         self._cause = ""
-        self._counts: dict[str, int] = {}
+        self._n = 0  # events so far under the current cause
+        self._counts: dict[str, int] = {}  # ... and under causes left earlier
 
     def clear(self) -> None:
         """Forgets every event and count (to fold the same entries again)."""
         self.events.clear()
         self._counts.clear()
+        self._cause, self._n = "", 0
 
     def cause(self, cause: str) -> None:
         """Numbers the following events under this cause."""
-        self._cause = cause
+        if cause != self._cause:
+            self._counts[self._cause] = self._n
+            self._cause, self._n = cause, self._counts.get(cause, 0)
 
     def emit(self, kind: type[E], **fields: Any) -> E:
         """Appends one derived event of the given kind."""
@@ -40,7 +44,5 @@ class Effects:
 
     def next_id(self) -> str:
         """The id of the next event of the current cause (for hot paths that build it)."""
-        cause = self._cause
-        n = self._counts.get(cause, 0) + 1
-        self._counts[cause] = n
-        return f"{cause}#{n}"
+        self._n += 1
+        return f"{self._cause}#{self._n}"
