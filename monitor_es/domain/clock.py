@@ -19,7 +19,7 @@ from monitor_es.domain.events import (
 from monitor_es.domain.incidents import effective_decision, mark_failed
 from monitor_es.domain.monitors import set_muted
 from monitor_es.domain.partition import Partition
-from monitor_es.domain.records import has_newer_result, record_checkin, set_status
+from monitor_es.domain.records import about, has_newer_result, record_checkin, set_status
 from monitor_es.domain.schedule import next_expected, prev_expected
 from monitor_es.domain.state import (
     FAILURES,
@@ -101,9 +101,7 @@ def _mark_missing(p: Partition, fx: Effects, env: Environment, tick: datetime) -
     _cause(fx, env, tick)
     fx.emit(
         MarkMissing,
-        project=env.project,
-        monitor_slug=env.monitor_slug,
-        environment=env.name,
+        **about(env),
         ts=tick,
     )
     config = monitor.config
@@ -137,9 +135,7 @@ def _mark_timeout(
     _cause(fx, env, tick)
     fx.emit(
         MarkTimeout,
-        project=env.project,
-        monitor_slug=env.monitor_slug,
-        environment=env.name,
+        **about(env),
         ts=tick,
         check_in_id=checkin.id,
     )
@@ -169,9 +165,7 @@ def _mark_unknown(
     _cause(fx, env, tick)
     fx.emit(
         MarkUnknown,
-        project=env.project,
-        monitor_slug=env.monitor_slug,
-        environment=env.name,
+        **about(env),
         ts=tick,
         check_in_id=checkin.id,
     )
@@ -198,9 +192,7 @@ def _detect_broken(p: Partition, fx: Effects, tick: datetime) -> None:
             p.touch(env)
             fx.emit(
                 EnvironmentBroken,
-                project=env.project,
-                monitor_slug=env.monitor_slug,
-                environment=env.name,
+                **about(env),
                 incident_id=incident.id,
                 started_at=incident.started_at,
                 detection_time=tick,

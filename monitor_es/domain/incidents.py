@@ -20,7 +20,7 @@ from monitor_es.domain.events import (
     OccurrenceHeld,
 )
 from monitor_es.domain.partition import Partition
-from monitor_es.domain.records import record_checkin
+from monitor_es.domain.records import about, record_checkin
 from monitor_es.domain.state import (
     FAILURES,
     SYNTHETIC,
@@ -109,9 +109,7 @@ def _open_incident(p: Partition, fx: Effects, env: Environment, starting: CheckI
     p.touch(env)
     fx.emit(
         IncidentOpened,
-        project=env.project,
-        monitor_slug=env.monitor_slug,
-        environment=env.name,
+        **about(env),
         incident_id=incident.id,
         fingerprint=[env.fingerprint],
         starting_check_in_id=starting.id,
@@ -145,9 +143,7 @@ def _dispatch_occurrence(
         )
         fx.emit(
             OccurrenceHeld,
-            project=env.project,
-            monitor_slug=env.monitor_slug,
-            environment=env.name,
+            **about(env),
             incident_id=incident.id,
             failed_check_in_id=checkin.id,
             tick=tick,
@@ -168,9 +164,7 @@ def _drop_occurrence(
         record_checkin(fx, env, checkin, created=False)
     fx.emit(
         OccurrenceDropped,
-        project=env.project,
-        monitor_slug=env.monitor_slug,
-        environment=env.name,
+        **about(env),
         incident_id=incident,
         failed_check_in_id=checkin.id,
         tick=tick,
@@ -193,9 +187,7 @@ def send_occurrence(
     incident.occurrences += 1
     fx.emit(
         IssueOccurrence,
-        project=env.project,
-        monitor_slug=env.monitor_slug,
-        environment=env.name,
+        **about(env),
         fingerprint=[env.fingerprint],
         incident_id=incident.id,
         failed_check_in_id=checkin.id,
@@ -270,9 +262,7 @@ def try_resolution(
     p.touch(env)
     fx.emit(
         IncidentResolved,
-        project=env.project,
-        monitor_slug=env.monitor_slug,
-        environment=env.name,
+        **about(env),
         incident_id=incident.id,
         fingerprint=[env.fingerprint],
         starting_check_in_id=incident.starting_check_in_id,
@@ -283,9 +273,7 @@ def try_resolution(
     if incident.occurrences:
         fx.emit(
             IssueResolved,
-            project=env.project,
-            monitor_slug=env.monitor_slug,
-            environment=env.name,
+            **about(env),
             fingerprint=[env.fingerprint],
             incident_id=incident.id,
             update_date=ok.date_added,

@@ -30,7 +30,7 @@ from monitor_es.domain.events import (
     MuteChanged,
 )
 from monitor_es.domain.partition import Partition
-from monitor_es.domain.records import expect_after, record_checkin
+from monitor_es.domain.records import about, expect_after, record_checkin
 from monitor_es.domain.state import CheckInStatus, Environment, Monitor
 from monitor_es.domain.time import trunc_minute
 
@@ -195,9 +195,7 @@ def set_muted(p: Partition, fx: Effects, env: Environment, muted: bool, *, reaso
     p.touch(env)
     fx.emit(
         MuteChanged,
-        project=env.project,
-        monitor_slug=env.monitor_slug,
-        environment=env.name,
+        **about(env),
         muted=muted,
         reason=reason,
     )

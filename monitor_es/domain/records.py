@@ -11,6 +11,11 @@ from monitor_es.domain.schedule import next_expected
 from monitor_es.domain.state import USER_TERMINAL, CheckIn, Environment, EnvStatus, Monitor
 
 
+def about(env: Environment) -> dict[str, str]:
+    """The fields that name an environment in every event about it."""
+    return {"project": env.project, "monitor_slug": env.monitor_slug, "environment": env.name}
+
+
 def record_checkin(fx: Effects, env: Environment, checkin: CheckIn, *, created: bool) -> None:
     """Emits the full record of a created or changed check-in (feeds the history model)."""
     kind = CheckInCreated if created else CheckInUpdated
@@ -41,9 +46,7 @@ def set_status(fx: Effects, env: Environment, status: EnvStatus, at: datetime) -
         return
     fx.emit(
         StatusChanged,
-        project=env.project,
-        monitor_slug=env.monitor_slug,
-        environment=env.name,
+        **about(env),
         status=status,
         previous=env.status,
         at=at,
