@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from monitor_es.codec import decode_out_entry
 from monitor_es.domain.events import DerivedEvent
 from monitor_es.domain.partition import Limits
-from monitor_es.domain.reducer import LogEntry
 from monitor_es.domain.state import Environment
 from monitor_es.producer import Producer
-from monitor_es.scenario import InvalidLine, read_scenario
+from monitor_es.scenario import InvalidLine, split_scenario
 from monitor_es.store.connection import Client
 from monitor_es.store.deployment import init_deployment, load_deployment
 from monitor_es.store.log import PartitionStore
@@ -39,13 +38,7 @@ def simulate_on_redis(
 ) -> PipelineRun:
     """Appends a scenario, runs the workers until drained, and reads the result back."""
     deployment = load_deployment(client) or init_deployment(client, partitions)
-    entries: list[LogEntry] = []
-    invalid: list[InvalidLine] = []
-    for parsed in read_scenario(lines):
-        if isinstance(parsed, InvalidLine):
-            invalid.append(parsed)
-        else:
-            entries.append(parsed)
+    entries, invalid = split_scenario(lines)
     producer = Producer(client, deployment.partitions)
     producer.append_all([e.event for e in entries], ids=[e.id for e in entries])
     drain(client, deployment.partitions, limits)

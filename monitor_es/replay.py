@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from monitor_es.domain.events import DerivedEvent
 from monitor_es.domain.partition import Limits, Partition
-from monitor_es.domain.reducer import LogEntry, fold
-from monitor_es.scenario import InvalidLine, read_scenario
+from monitor_es.domain.reducer import fold
+from monitor_es.scenario import InvalidLine, split_scenario
 
 
 @dataclass(frozen=True)
@@ -23,12 +23,6 @@ class Simulation:
 def simulate(lines: Iterable[str], limits: Limits | None = None) -> Simulation:
     """Folds a scenario file's lines as if every monitor shared one partition."""
     partition = Partition(limits)
-    entries: list[LogEntry] = []
-    invalid: list[InvalidLine] = []
-    for parsed in read_scenario(lines):
-        if isinstance(parsed, InvalidLine):
-            invalid.append(parsed)
-        else:
-            entries.append(parsed)
+    entries, invalid = split_scenario(lines)
     events = fold(partition, entries)
     return Simulation(partition, events, invalid)

@@ -97,3 +97,15 @@ def read_scenario(lines: Iterable[str]) -> Iterator[ScenarioLine]:
                 continue
             last = parsed.ts
         yield parsed
+
+
+def split_scenario(lines: Iterable[str]) -> tuple[list[LogEntry], list[InvalidLine]]:
+    """A scenario's log entries and its invalid lines, each in file order."""
+    entries: list[LogEntry] = []
+    invalid: list[InvalidLine] = []
+    for parsed in read_scenario(lines):
+        if isinstance(parsed, InvalidLine):
+            invalid.append(parsed)
+        else:
+            entries.append(parsed)
+    return entries, invalid

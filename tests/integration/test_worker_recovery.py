@@ -292,19 +292,29 @@ def test_a_sigkilled_worker_is_replaced_and_the_result_equals_the_pure_fold(
     head_logs = by_partition(head, partitions)
     ttl = ["--lease-ttl-ms", "1000", "--batch", "20"]
 
-    first = _start_worker(redis_server, worker_log, *ttl)
-    try:
-        _wait_until(lambda: _processed(real_client, head_logs) >= len(head) // 10, 30, "progress")
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
-    done_at_kill = _processed(real_client, head_logs)
-    assert done_at_kill < sum(len(log) for log in head_logs), "the kill came after the end"
-    in_flight = sum(
-        real_client.xpending(keys.partition_keys(p).log, keys.REDUCER_GROUP)["pending"]
-        for p in range(partitions)
-    )
-    assert in_flight > 0, "the kill should catch batches read but not committed"
+    # A kill can land between two batches; kill (and restart) until one catches a batch
+    # read but not committed, which is the case the recovery has to get right.
+    in_flight = attempts = 0
+    while in_flight == 0 and attempts < 10:
+        attempts += 1
+        before = _processed(real_client, head_logs)
+        first = _start_worker(redis_server, worker_log, *ttl)
+        try:
+            _wait_until(
+                lambda b=before: _processed(real_client, head_logs) >= b + len(head) // 20,
+                30,
+                "progress",
+            )
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=10)
+        done_at_kill = _processed(real_client, head_logs)
+        assert done_at_kill < sum(len(log) for log in head_logs), "the kill came after the end"
+        in_flight = sum(
+            real_client.xpending(keys.partition_keys(p).log, keys.REDUCER_GROUP)["pending"]
+            for p in range(partitions)
+        )
+    assert in_flight > 0, f"no kill in {attempts} attempts caught a batch read but not committed"
 
     append_entries(real_client, tail, partitions)  # the stream goes on while nobody owns it
     second = _start_worker(redis_server, worker_log, *ttl)
