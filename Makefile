@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/monitor-es run
+	$(BIN)/monitor-es run --demo
 
 test: $(STAMP)
 	$(BIN)/pytest -q

@@ -16,13 +16,16 @@ from typing import Any
 import msgspec
 
 from monitor_es.domain.partition import Limits
+from monitor_es.producer import Producer
 from monitor_es.redis_simulate import simulate_on_redis
 from monitor_es.replay import simulate
 from monitor_es.scenario import line_of
 from monitor_es.store.connection import Client, connect
 from monitor_es.store.deployment import DeploymentMismatch, init_deployment, load_deployment
+from monitor_es.workers.demo import run_demo
 from monitor_es.workers.pulser import Pulser
 from monitor_es.workers.runner import WorkerProcess
+from monitor_es.workers.tail import follow
 from projections.report import build_report
 
 
@@ -81,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     _limit_options(run)
     run.add_argument("--partitions", type=int, default=16)
     run.add_argument("--interval", type=float, default=5.0, help="seconds between pulses")
+    run.add_argument(
+        "--demo",
+        action="store_true",
+        help="feed a demo job that runs every minute, then stops (watch it go missed)",
+    )
     run.set_defaults(handler=_run)
     return parser
 
@@ -206,6 +214,13 @@ def _run(args: argparse.Namespace) -> int:
     stop = _stop_on_signals()
     pulser = Pulser(client, partitions, interval_s=args.interval)
     threading.Thread(target=pulser.run, args=(stop,), name="pulser", daemon=True).start()
+    threading.Thread(
+        target=follow, args=(client, partitions, stop), name="tail", daemon=True
+    ).start()
+    if args.demo:
+        threading.Thread(
+            target=run_demo, args=(Producer(client, partitions), stop), name="demo", daemon=True
+        ).start()
     print(f"monitor-es running on {where} with {partitions} partitions; Ctrl-C stops it")
     WorkerProcess(client, partitions, limits=limits_from(args)).run(stop)
     return 0
