@@ -63,7 +63,9 @@ def process_check_in(
     payload = validate_payload(
         event.check_in_id, event.status, event.duration, raw_env, event.trace_id
     )
-    monitor = upsert_from_checkin(p, fx, monitor_key, event.monitor_config)
+    config = event.monitor_config
+    found = p.monitors.get(monitor_key) if not config else None
+    monitor = found if found is not None else upsert_from_checkin(p, fx, monitor_key, config)
     if monitor.disabled:
         raise Rejected([error(ErrorType.MONITOR_DISABLED)])
     if known is not None and (raw_env is None or isinstance(raw_env, str)):
@@ -76,7 +78,7 @@ def process_check_in(
             p, fx, monitor, env, entry_id=entry_id, minute=minute, received=received,
             payload=payload,
         )  # fmt: skip
-        if event.monitor_config is None and monitor.is_upserting:
+        if config is None and monitor.is_upserting:
             monitor.is_upserting = False
             p.touch_monitor(monitor)
     elif not _update(p, fx, monitor, env, existing, received=received, payload=payload):
@@ -255,8 +257,10 @@ def _after_check_in(
         return
     if env.incident is not None:
         try_resolution(p, fx, monitor, env, checkin)
-    if env.last_checkin is None or env.last_checkin <= received:
-        _note_last_checkin(env, checkin)
+    last = env.last_checkin
+    if last is None or last <= received:
+        if last is None or last < checkin.date_added:
+            env.last_checkin = checkin.date_added  # never backwards (domain.md difference 3)
         expect_after(p, monitor, env, received)
     if checkin.status is CheckInStatus.OK and env.status is not EnvStatus.OK:
         set_status(fx, env, EnvStatus.OK, received)

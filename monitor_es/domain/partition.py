@@ -170,7 +170,8 @@ class Partition:
         else:
             insort(checkins, checkin, key=lambda c: c.date_added)
         self.checkin_owner[(env.project, checkin.id)] = (env, checkin)
-        self.schedule_timeout(env, checkin)
+        if checkin.timeout_at is not None:
+            self.schedule_timeout(env, checkin)
         if len(checkins) > self.limits.history + _PRUNE_SLACK:
             # Thresholds read the newest N check-ins, so N of them are always kept.
             keep = max(

@@ -53,11 +53,16 @@ def fold(p: Partition, entries: Iterable[LogEntry]) -> list[DerivedEvent]:
 
 def apply(p: Partition, fx: Effects, entry: LogEntry) -> None:
     """Ticks the clock up to the entry's minute, then applies the entry."""
-    clock.advance(p, fx, entry.ts)
+    upcoming = p.next_tick
+    if upcoming is None or entry.ts >= upcoming:  # most entries stay in the ticked minute
+        clock.advance(p, fx, entry.ts)
     fx.cause(entry.id)
     event = entry.event
     try:
-        _dispatch(p, fx, entry, event)
+        if type(event) is CheckInReported:  # nearly every entry: skip the dispatch
+            process_check_in(p, fx, entry.id, entry.ts, event)
+        else:
+            _dispatch(p, fx, entry, event)
     except Rejected as rejected:
         fx.emit(
             EventRejected,
