@@ -22,7 +22,7 @@ from monitor_es.domain.time import from_ms, to_ms
 
 CHECK_IN_V1: Final = 1
 _STATUS_CODES: Final = {"ok": 0, "error": 1, "in_progress": 2}
-_STATUS_NAMES: Final = {code: name for name, code in _STATUS_CODES.items()}
+_STATUS_NAMES: Final = tuple(sorted(_STATUS_CODES, key=_STATUS_CODES.__getitem__))
 
 _encoder = msgspec.msgpack.Encoder()
 _out_decoder = msgspec.msgpack.Decoder(list[DerivedEvent])
@@ -106,8 +106,8 @@ def _check_in_from_wire(wire: _CheckInWire) -> CheckInReported:
         h = guid.hex()  # the canonical dashed form, without building a uuid.UUID
         guid = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
     status = wire.status
-    if type(status) is int:
-        status = _STATUS_NAMES.get(status, status)
+    if type(status) is int and 0 <= status < len(_STATUS_NAMES):
+        status = _STATUS_NAMES[status]
     received = wire.received_ms
     return CheckInReported(
         project=wire.project,

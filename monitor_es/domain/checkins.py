@@ -7,8 +7,8 @@ import uuid
 from datetime import datetime, timedelta
 
 from monitor_es.domain.config import (
+    DEFAULT_ENVIRONMENT,
     MAX_TIMEOUT,
-    normalise_environment,
     slugify,
     validate_environment_name,
 )
@@ -52,7 +52,8 @@ def process_check_in(
     slug = slugify(event.monitor_slug)
     received = event.received or ts
     raw_env = event.environment
-    env_name = normalise_environment(raw_env if isinstance(raw_env, str) else None)
+    # A missing, empty or non-string name means production (a non-string is rejected later).
+    env_name = raw_env if raw_env and isinstance(raw_env, str) else DEFAULT_ENVIRONMENT
     # After the clock advanced to `ts`, its last tick is `ts`'s minute (ts never goes back).
     last_tick = p.clock.last_tick
     minute = last_tick if last_tick is not None and ts >= last_tick else trunc_minute(ts)
