@@ -38,7 +38,7 @@ from monitor_es.domain.state import (
     EnvStatus,
     Monitor,
 )
-from monitor_es.domain.time import ONE_MINUTE, trunc_minute
+from monitor_es.domain.time import shifted, trunc_minute
 
 _NAMESPACE = uuid.UUID("0b9f3a56-2c1d-4f7e-8e6a-4b1d9c2e7f30")
 _MAX_HEARTBEAT_EXTENSION = timedelta(minutes=MAX_TIMEOUT)
@@ -175,7 +175,9 @@ def _create(
         date_updated=received,
         date_clock=minute,
         expected_time=env.next_checkin,
-        timeout_at=_start_minute(received, minute) + monitor.config.runtime if running else None,
+        timeout_at=shifted(_start_minute(p, received, minute), monitor.config.runtime)
+        if running
+        else None,
         # A duration comes only with a closing message (domain.md).
         duration_ms=None if running else payload.duration_ms,
         date_in_progress=received if running else None,
@@ -186,9 +188,9 @@ def _create(
     return checkin
 
 
-def _start_minute(received: datetime, minute: datetime) -> datetime:
+def _start_minute(p: Partition, received: datetime, minute: datetime) -> datetime:
     """The minute a run started: usually the entry's own minute, known without arithmetic."""
-    if minute <= received < minute + ONE_MINUTE:
+    if minute <= received < p.minute_after(minute):
         return minute
     return trunc_minute(received)
 

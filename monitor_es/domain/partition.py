@@ -24,6 +24,7 @@ from monitor_es.domain.state import (
     Monitor,
     MonitorKey,
 )
+from monitor_es.domain.time import ONE_MINUTE
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,12 @@ class Partition:
         return self.checkin_owner.get((project, checkin_id))
 
     # ------------------------------------------------------------ clock indexes
+
+    def minute_after(self, minute: datetime) -> datetime:
+        """`minute` + 1 minute; for the last tick, the already computed next tick."""
+        if minute is self.clock.last_tick and self.next_tick is not None:
+            return self.next_tick
+        return minute + ONE_MINUTE
 
     def pending_deadline(self, deadline: datetime) -> bool:
         """True if a tick has not yet swept this deadline's bucket."""

@@ -7,8 +7,9 @@ from datetime import datetime
 from monitor_es.domain.effects import Effects
 from monitor_es.domain.events import CheckInCreated, CheckInUpdated, StatusChanged
 from monitor_es.domain.partition import Partition
-from monitor_es.domain.schedule import next_expected
+from monitor_es.domain.schedule import next_after_minute
 from monitor_es.domain.state import USER_TERMINAL, CheckIn, Environment, EnvStatus, Monitor
+from monitor_es.domain.time import shifted, trunc_minute
 
 
 def about(env: Environment) -> dict[str, str]:
@@ -67,8 +68,12 @@ def has_newer_result(env: Environment, checkin: CheckIn) -> bool:
 def expect_after(p: Partition, monitor: Monitor, env: Environment, reference: datetime) -> None:
     """Sets the next expected check-in (and its latest time) after a reference instant."""
     config = monitor.config
-    expected = next_expected(config.schedule, config.tz, reference)
-    latest = expected + config.margin
+    minute = p.clock.last_tick
+    if minute is None or not minute <= reference < p.minute_after(minute):
+        minute = trunc_minute(reference)
+    # Slots are whole minutes: the next one after `reference` is the next after its minute.
+    expected = next_after_minute(config.schedule, config.tz, minute)
+    latest = shifted(expected, config.margin)
     env.next_checkin = expected
     # A run's open and close usually expect the same slot: file the deadline only when it
     # moved, or when its bucket may already have been swept by a tick.

@@ -154,6 +154,16 @@ def next_expected(schedule: Schedule, tz: str, ref: datetime) -> datetime:
         raise ScheduleError(INVALID) from exc
 
 
+@lru_cache(maxsize=_CACHE_SIZE)
+def next_after_minute(schedule: Schedule, tz: str, minute: datetime) -> datetime:
+    """next_expected for a whole-minute UTC reference, memoised on the minute itself.
+
+    The reducer's references are mostly the current tick's minute (one shared object), so
+    this skips the arithmetic next_expected needs to turn an arbitrary instant into a key.
+    """
+    return next_expected(schedule, tz, minute)
+
+
 def prev_expected(schedule: Schedule, tz: str, start: datetime, ref: datetime) -> datetime:
     """The last slot strictly before `ref` (intervals anchored at `start`), as a UTC minute."""
     # Slots are whole minutes, so "before ref" is "before ref rounded up to the minute".

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 ONE_MINUTE = timedelta(minutes=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -39,3 +40,13 @@ def iso(instant: datetime | None) -> str | None:
         return None
     text = instant.astimezone(UTC).replace(tzinfo=None).isoformat()
     return text + "Z"
+
+
+@lru_cache(maxsize=65_536)
+def shifted(instant: datetime, delta: timedelta) -> datetime:
+    """`instant + delta`, memoised: deadlines shared by many environments become one object.
+
+    An aware datetime computes its hash (and equality) through its UTC offset, which is slow;
+    a shared object hashes once and compares by identity in the deadline index.
+    """
+    return instant + delta
