@@ -31,11 +31,15 @@ from monitor_es.domain.records import (
     set_status,
 )
 from monitor_es.domain.state import (
+    CHECKIN_ERROR,
+    CHECKIN_IN_PROGRESS,
+    CHECKIN_OK,
+    CHECKIN_TIMEOUT,
+    ENV_FAILED,
+    ENV_OK,
     USER_TERMINAL,
     CheckIn,
-    CheckInStatus,
     Environment,
-    EnvStatus,
     Monitor,
 )
 from monitor_es.domain.time import shifted, trunc_minute
@@ -139,7 +143,7 @@ def _ensure_environment(
 def _find_existing(p: Partition, env: Environment, project: str, guid: str) -> CheckIn | None:
     """Spec §2.5: the zero GUID means the newest in-progress run of this environment."""
     if guid == ZERO_GUID:
-        running = [c for c in env.checkins if c.status is CheckInStatus.IN_PROGRESS]
+        running = [c for c in env.checkins if c.status is CHECKIN_IN_PROGRESS]
         return running[-1] if running else None
     hit = p.checkin_owner.get((project, guid))
     if hit is None:
@@ -167,7 +171,7 @@ def _create(
     guid = payload.guid
     if guid == ZERO_GUID:
         guid = str(uuid.uuid5(_NAMESPACE, f"zero-guid|{entry_id}"))
-    running = payload.status is CheckInStatus.IN_PROGRESS
+    running = payload.status is CHECKIN_IN_PROGRESS
     checkin = CheckIn(
         id=guid,
         status=payload.status,
@@ -208,7 +212,7 @@ def _update(
     """Spec §2.8; returns False when nothing more follows (an out-of-order in_progress)."""
     status = payload.status
     complete = checkin.status in USER_TERMINAL
-    if complete and status is not CheckInStatus.IN_PROGRESS:
+    if complete and status is not CHECKIN_IN_PROGRESS:
         raise Rejected([error(ErrorType.CHECKIN_FINISHED)])
     closing = status in USER_TERMINAL
     duration = payload.duration_ms
@@ -223,7 +227,7 @@ def _update(
         record_checkin(fx, env, checkin, created=False)
         p.touch(env)
         return False
-    if checkin.status is not CheckInStatus.TIMEOUT or not closing:
+    if checkin.status is not CHECKIN_TIMEOUT or not closing:
         checkin.status = status  # TIMEOUT is sticky: a late close only adds its duration
     checkin.date_updated = received
     if closing and duration:
@@ -250,12 +254,12 @@ def _after_check_in(
     received: datetime,
 ) -> None:
     """Spec §2.7 with domain.md's statuses; `last_checkin` never moves backwards."""
-    if checkin.status is CheckInStatus.ERROR:
+    if checkin.status is CHECKIN_ERROR:
         if has_newer_result(env, checkin):
             return
         _note_last_checkin(env, checkin)
         expect_after(p, monitor, env, received)
-        set_status(fx, env, EnvStatus.FAILED, received)
+        set_status(fx, env, ENV_FAILED, received)
         mark_failed(p, fx, monitor, env, checkin, received=received, tick=None)
         return
     if env.incident is not None:
@@ -265,8 +269,8 @@ def _after_check_in(
         if last is None or last < checkin.date_added:
             env.last_checkin = checkin.date_added  # never backwards (domain.md difference 3)
         expect_after(p, monitor, env, received)
-    if checkin.status is CheckInStatus.OK and env.status is not EnvStatus.OK:
-        set_status(fx, env, EnvStatus.OK, received)
+    if checkin.status is CHECKIN_OK and env.status is not ENV_OK:
+        set_status(fx, env, ENV_OK, received)
 
 
 def _note_last_checkin(env: Environment, checkin: CheckIn) -> None:

@@ -22,11 +22,15 @@ from monitor_es.domain.partition import Partition
 from monitor_es.domain.records import about, has_newer_result, record_checkin, set_status
 from monitor_es.domain.schedule import next_expected, prev_expected
 from monitor_es.domain.state import (
+    CHECKIN_IN_PROGRESS,
+    CHECKIN_MISSED,
+    CHECKIN_TIMEOUT,
+    CHECKIN_UNKNOWN,
+    ENV_MISSED,
+    ENV_TIMEOUT,
     FAILURES,
     CheckIn,
-    CheckInStatus,
     Environment,
-    EnvStatus,
     Monitor,
 )
 from monitor_es.domain.system_incidents import Decision
@@ -107,7 +111,7 @@ def _mark_missing(p: Partition, fx: Effects, env: Environment, tick: datetime) -
     config = monitor.config
     missed = CheckIn(
         id=str(uuid.uuid5(_NAMESPACE, f"missed|{env.fingerprint}|{iso(expected)}|{iso(tick)}")),
-        status=CheckInStatus.MISSED,
+        status=CHECKIN_MISSED,
         date_added=expected,
         date_updated=expected,
         date_clock=tick,
@@ -122,7 +126,7 @@ def _mark_missing(p: Partition, fx: Effects, env: Environment, tick: datetime) -
     env.next_checkin_latest = env.next_checkin + config.margin
     p.schedule_due(env)
     p.touch(env)
-    set_status(fx, env, EnvStatus.MISSED, tick)
+    set_status(fx, env, ENV_MISSED, tick)
     mark_failed(p, fx, monitor, env, missed, received=tick, tick=tick)
 
 
@@ -130,7 +134,7 @@ def _mark_timeout(
     p: Partition, fx: Effects, env: Environment, checkin: CheckIn, tick: datetime
 ) -> None:
     """Spec §4.2: the run becomes TIMEOUT; failure logic unless a newer result exists."""
-    if checkin.status is not CheckInStatus.IN_PROGRESS:
+    if checkin.status is not CHECKIN_IN_PROGRESS:
         return
     _cause(fx, env, tick)
     fx.emit(
@@ -139,12 +143,12 @@ def _mark_timeout(
         ts=tick,
         check_in_id=checkin.id,
     )
-    checkin.status = CheckInStatus.TIMEOUT
+    checkin.status = CHECKIN_TIMEOUT
     record_checkin(fx, env, checkin, created=False)
     p.touch(env)
     if has_newer_result(env, checkin):
         return
-    set_status(fx, env, EnvStatus.TIMEOUT, tick)
+    set_status(fx, env, ENV_TIMEOUT, tick)
     mark_failed(p, fx, _monitor(p, env), env, checkin, received=tick, tick=tick)
 
 
@@ -154,7 +158,7 @@ def _running_before(p: Partition, tick: datetime) -> list[tuple[Environment, Che
         (env, checkin)
         for env in p.all_environments()
         for checkin in env.checkins
-        if checkin.status is CheckInStatus.IN_PROGRESS and checkin.date_added <= tick
+        if checkin.status is CHECKIN_IN_PROGRESS and checkin.date_added <= tick
     ]
 
 
@@ -169,7 +173,7 @@ def _mark_unknown(
         ts=tick,
         check_in_id=checkin.id,
     )
-    checkin.status = CheckInStatus.UNKNOWN
+    checkin.status = CHECKIN_UNKNOWN
     record_checkin(fx, env, checkin, created=False)
     p.touch(env)
 

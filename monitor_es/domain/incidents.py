@@ -22,6 +22,11 @@ from monitor_es.domain.events import (
 from monitor_es.domain.partition import Partition
 from monitor_es.domain.records import about, record_checkin
 from monitor_es.domain.state import (
+    CHECKIN_ERROR,
+    CHECKIN_MISSED,
+    CHECKIN_OK,
+    CHECKIN_TIMEOUT,
+    CHECKIN_UNKNOWN,
     FAILURES,
     SYNTHETIC,
     CheckIn,
@@ -37,9 +42,9 @@ from monitor_es.domain.time import iso
 _NAMESPACE = uuid.UUID("6f0c1e64-8a51-4a8e-9a43-5d0c2b6f7e10")
 
 _SINGLE_REASON = {
-    CheckInStatus.ERROR: "An error check-in was detected",
-    CheckInStatus.MISSED: "A missed check-in was detected",
-    CheckInStatus.TIMEOUT: "A timeout check-in was detected",
+    CHECKIN_ERROR: "An error check-in was detected",
+    CHECKIN_MISSED: "A missed check-in was detected",
+    CHECKIN_TIMEOUT: "A timeout check-in was detected",
 }
 
 
@@ -82,7 +87,7 @@ def mark_failed(
         if threshold > 1:
             window = _failure_window(env, failed, threshold)
             # Only an ok breaks a streak; too short a history is not a streak (domain.md §1).
-            if len(window) < threshold or any(c.status is CheckInStatus.OK for c in window):
+            if len(window) < threshold or any(c.status is CHECKIN_OK for c in window):
                 return
         incident = _open_incident(p, fx, env, window[0])
     if env.muted:
@@ -159,8 +164,8 @@ def _drop_occurrence(
     fx: Effects, env: Environment, incident: str, checkin: CheckIn, tick: datetime
 ) -> None:
     # The failure is probably ours (ingest outage), not the job's: its result is unknown.
-    if checkin.status in SYNTHETIC and checkin.status is not CheckInStatus.UNKNOWN:
-        checkin.status = CheckInStatus.UNKNOWN
+    if checkin.status in SYNTHETIC and checkin.status is not CHECKIN_UNKNOWN:
+        checkin.status = CHECKIN_UNKNOWN
         record_checkin(fx, env, checkin, created=False)
     fx.emit(
         OccurrenceDropped,
@@ -183,7 +188,7 @@ def send_occurrence(
 ) -> None:
     """Emits one issue occurrence with Sentry's title, subtitle and evidence (spec §5.2)."""
     reason = failure_reason(window)
-    last_ok = next((c for c in reversed(env.checkins) if c.status is CheckInStatus.OK), None)
+    last_ok = next((c for c in reversed(env.checkins) if c.status is CHECKIN_OK), None)
     incident.occurrences += 1
     fx.emit(
         IssueOccurrence,
@@ -250,12 +255,12 @@ def try_resolution(
 ) -> None:
     """Resolves the open incident when the recovery threshold is met (spec §4.5)."""
     incident = env.incident
-    if incident is None or ok.status is not CheckInStatus.OK:
+    if incident is None or ok.status is not CHECKIN_OK:
         return
     needed = monitor.config.recovery_threshold_value
     if needed > 1:
         recent = env.checkins[-needed:]
-        if len(recent) < needed or any(c.status is not CheckInStatus.OK for c in recent):
+        if len(recent) < needed or any(c.status is not CHECKIN_OK for c in recent):
             return
     env.incident = None
     env.held = [h for h in env.held if h.incident_id != incident.id]

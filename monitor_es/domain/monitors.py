@@ -31,7 +31,7 @@ from monitor_es.domain.events import (
 )
 from monitor_es.domain.partition import Partition
 from monitor_es.domain.records import about, expect_after, record_checkin
-from monitor_es.domain.state import CheckInStatus, Environment, Monitor
+from monitor_es.domain.state import CHECKIN_IN_PROGRESS, Environment, Monitor
 from monitor_es.domain.time import trunc_minute
 
 _encoder = msgspec.msgpack.Encoder()
@@ -162,7 +162,7 @@ def _apply_edit(
 
 def _retime_running(p: Partition, fx: Effects, env: Environment, config: MonitorConfig) -> None:
     for checkin in env.checkins:
-        if checkin.status is CheckInStatus.IN_PROGRESS:
+        if checkin.status is CHECKIN_IN_PROGRESS:
             checkin.timeout_at = trunc_minute(checkin.date_added) + config.runtime
             p.schedule_timeout(env, checkin)
             record_checkin(fx, env, checkin, created=False)

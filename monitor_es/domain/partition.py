@@ -17,8 +17,8 @@ import msgspec
 from monitor_es.domain.config import MonitorConfig
 from monitor_es.domain.deadlines import DeadlineIndex
 from monitor_es.domain.state import (
+    CHECKIN_IN_PROGRESS,
     CheckIn,
-    CheckInStatus,
     Environment,
     EnvKey,
     Monitor,
@@ -186,13 +186,13 @@ class Partition:
         checkins = env.checkins
         excess = len(checkins) - keep
         oldest = checkins[:excess]
-        if all(c.status is not CheckInStatus.IN_PROGRESS for c in oldest):
+        if all(c.status is not CHECKIN_IN_PROGRESS for c in oldest):
             del checkins[:excess]  # the usual case: the oldest are all finished
             dropped = oldest
         else:
             dropped, kept = [], []
             for checkin in checkins:
-                if excess > len(dropped) and checkin.status is not CheckInStatus.IN_PROGRESS:
+                if excess > len(dropped) and checkin.status is not CHECKIN_IN_PROGRESS:
                     dropped.append(checkin)
                 else:
                     kept.append(checkin)
@@ -224,7 +224,7 @@ class Partition:
 
     def schedule_timeout(self, env: Environment, checkin: CheckIn) -> None:
         """Indexes an in-progress check-in's timeout."""
-        if checkin.status is CheckInStatus.IN_PROGRESS and checkin.timeout_at is not None:
+        if checkin.status is CHECKIN_IN_PROGRESS and checkin.timeout_at is not None:
             self._timeouts.add(checkin.timeout_at, (env, checkin))
 
     def _current(self, env: Environment) -> bool:
@@ -252,7 +252,7 @@ class Partition:
             fresh = {
                 id(checkin): (env, checkin)
                 for env, checkin in items
-                if checkin.status is CheckInStatus.IN_PROGRESS
+                if checkin.status is CHECKIN_IN_PROGRESS
                 and checkin.timeout_at == deadline
                 and self._current(env)
             }

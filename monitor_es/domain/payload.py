@@ -9,16 +9,16 @@ from typing import Any, Final
 import msgspec
 
 from monitor_es.domain.errors import ErrorType, Rejected, error
-from monitor_es.domain.state import CheckInStatus
+from monitor_es.domain.state import CHECKIN_ERROR, CHECKIN_IN_PROGRESS, CHECKIN_OK, CheckInStatus
 
 ZERO_GUID: Final = "00000000-0000-0000-0000-000000000000"
 MAX_DURATION_MS: Final = 2_147_483_647
 _HEX: Final = frozenset("0123456789abcdef")
 _CANONICAL: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _STATUSES: Final = {
-    "ok": CheckInStatus.OK,
-    "error": CheckInStatus.ERROR,
-    "in_progress": CheckInStatus.IN_PROGRESS,
+    "ok": CHECKIN_OK,
+    "error": CHECKIN_ERROR,
+    "in_progress": CHECKIN_IN_PROGRESS,
 }
 
 

@@ -37,6 +37,21 @@ class CheckInStatus(StrEnum):
     TIMEOUT = "timeout"
 
 
+# Enum members are descriptors on Python 3.11: `CheckInStatus.OK` costs ~50 ns, a module
+# global ~6 ns. The reducer's hot paths compare statuses many times per check-in, so they
+# use these aliases.
+CHECKIN_UNKNOWN = CheckInStatus.UNKNOWN
+CHECKIN_OK = CheckInStatus.OK
+CHECKIN_ERROR = CheckInStatus.ERROR
+CHECKIN_IN_PROGRESS = CheckInStatus.IN_PROGRESS
+CHECKIN_MISSED = CheckInStatus.MISSED
+CHECKIN_TIMEOUT = CheckInStatus.TIMEOUT
+ENV_PENDING = EnvStatus.PENDING
+ENV_OK = EnvStatus.OK
+ENV_MISSED = EnvStatus.MISSED
+ENV_TIMEOUT = EnvStatus.TIMEOUT
+ENV_FAILED = EnvStatus.FAILED
+
 USER_TERMINAL = frozenset({CheckInStatus.OK, CheckInStatus.ERROR})
 SYNTHETIC = frozenset({CheckInStatus.MISSED, CheckInStatus.TIMEOUT, CheckInStatus.UNKNOWN})
 FAILURES = frozenset({CheckInStatus.ERROR, CheckInStatus.MISSED, CheckInStatus.TIMEOUT})
