@@ -57,7 +57,10 @@ def validate_payload(
     check_in_id: Any, status: Any, duration: Any, environment: Any, trace_id: Any
 ) -> CheckInPayload:
     """Checks the GUID, then the payload fields; raises Rejected with typed errors."""
-    guid = normalise_guid(check_in_id)
+    if type(check_in_id) is str and _CANONICAL.fullmatch(check_in_id):
+        guid: str | None = check_in_id  # the codec's canonical form, checked without a call
+    else:
+        guid = normalise_guid(check_in_id)
     if guid is None:
         raise Rejected([error(ErrorType.CHECKIN_INVALID_GUID)])
     problems: dict[str, list[str]] = {}
