@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import random
 import shutil
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,6 +13,7 @@ import fakeredis
 import pytest
 import redis
 from redis.cluster import RedisCluster
+from redis_process import RedisProcess, free_cluster_port, free_port
 
 from monitor_es.store.connection import EMBEDDED_VERSION, Client, connect
 
@@ -39,100 +37,6 @@ def _require_binary(name: str) -> str:
     return path
 
 
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _free_cluster_port() -> int:
-    # A cluster node also listens on its bus port, port + 10000, so both must be free.
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(20000, 30000)
-        if _port_is_free(port) and _port_is_free(port + 10000):
-            return port
-    raise RuntimeError("no free port pair for a cluster node")
-
-
-class RedisProcess:
-    """A redis-server child process on 127.0.0.1 with its own directory."""
-
-    def __init__(self, binary: str, port: int, directory: Path, config: dict[str, str]) -> None:
-        self.binary = binary
-        self.port = port
-        self.directory = directory
-        self.config = {
-            "bind": "127.0.0.1",
-            "port": str(port),
-            "dir": str(directory),
-            "logfile": str(directory / "redis.log"),
-            "daemonize": "no",
-            "save": "",
-            **config,
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """The redis:// URL of the server."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        """Start the server and wait until it answers PING."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        args = [self.binary]
-        for name, value in self.config.items():
-            args += [f"--{name}", value]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self._wait_for_ping()
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        """Stop the server with ``sig`` and reap it (SIGKILL if it does not exit)."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=_START_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def restart(self, *, crash: bool = False) -> None:
-        """Stop the server (SIGKILL if ``crash``, else SIGTERM) and start it again in place."""
-        self.stop(signal.SIGKILL if crash else signal.SIGTERM)
-        self.start()
-
-    def _wait_for_ping(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                log = (self.directory / "redis.log").read_text(errors="replace")
-                raise RuntimeError(f"redis-server exited early:\n{log[-2000:]}")
-            probe = redis.Redis(port=self.port, socket_connect_timeout=0.2, socket_timeout=0.5)
-            try:
-                if probe.ping():
-                    return
-            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
-                time.sleep(0.02)
-            finally:
-                probe.close()
-        raise RuntimeError(f"redis-server on port {self.port} did not answer PING")
-
-
 def _flush(client: Client) -> None:
     client.flushall()
     client.function_flush()
@@ -143,7 +47,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server for the whole session, without persistence; yields its URL."""
     binary = _require_binary("redis-server")
     config = {"appendonly": "no"}
-    server = RedisProcess(binary, _free_port(), tmp_path_factory.mktemp("redis"), config)
+    server = RedisProcess(binary, free_port(), tmp_path_factory.mktemp("redis"), config)
     server.start()
     try:
         yield server.url
@@ -156,7 +60,7 @@ def redis_aof_server(tmp_path: Path) -> Iterator[RedisProcess]:
     """A real redis-server with ``appendfsync always``; ``restart()`` keeps its dir and port."""
     binary = _require_binary("redis-server")
     config = {"appendonly": "yes", "appendfsync": "always"}
-    server = RedisProcess(binary, _free_port(), tmp_path / "redis-aof", config)
+    server = RedisProcess(binary, free_port(), tmp_path / "redis-aof", config)
     server.start()
     try:
         yield server
@@ -186,7 +90,7 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     nodes: list[RedisProcess] = []
     try:
         for _ in range(3):
-            port = _free_cluster_port()
+            port = free_cluster_port()
             nodes.append(RedisProcess(binary, port, base / str(port), _CLUSTER_NODE_CONFIG))
             nodes[-1].start()
         ports = [node.port for node in nodes]
