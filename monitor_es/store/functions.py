@@ -41,9 +41,12 @@ def fcall(client: Client, function: str, keys: list[str], args: list[Any]) -> An
     try:
         return client.fcall(function, len(keys), *keys, *args)
     except ResponseError as exc:
-        if str(exc).startswith(_FENCED_PREFIX):
-            raise Fenced(str(exc)) from exc
-        raise
+        raise fenced_or(exc) from exc
+
+
+def fenced_or(exc: ResponseError) -> Exception:
+    """The exception an error reply stands for: ``Fenced`` for a stale token, else itself."""
+    return Fenced(str(exc)) if str(exc).startswith(_FENCED_PREFIX) else exc
 
 
 def loaded_functions(node: Redis) -> set[str]:

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from monitor_es.store import functions, keys
 from monitor_es.store.connection import Client, as_text, bytes_map
 from monitor_es.store.deployment import NotInitialised
@@ -18,6 +20,21 @@ MetaFields = Mapping[str, str | bytes | int] | Mapping[bytes, str | bytes | int]
 
 # XAUTOCLAIM scans at most COUNT * 10 PEL entries per call; loop until the cursor wraps.
 _CURSOR_DONE = "0-0"
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Everything one commit writes, checked against the fence and the high-water mark."""
+
+    token: int
+    last_id: str
+    state_set: StateFields | None = None
+    state_del: Sequence[Field] = ()
+    meta_set: MetaFields | None = None
+    out: Sequence[bytes] = ()
+    dlq: Sequence[DeadLetter] = ()
+    volume: Mapping[int, int] | None = None
+    ack_ids: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +94,7 @@ class PartitionStore:
         self.client = client
         self.partition = partition
         self.keys = keys.partition_keys(partition)
+        self._commit_connection: Any = None
 
     def read_batch(self, consumer: str, count: int, block_ms: int | None) -> list[Entry]:
         """Read up to ``count`` new entries for ``consumer``; block_ms None does not block."""
@@ -124,17 +142,50 @@ class PartitionStore:
         ack_ids: Sequence[str] = (),
     ) -> bool:
         """Atomically apply a batch; True if applied, False if a duplicate; raises Fenced."""
-        args: list[Any] = [keys.REDUCER_GROUP, token, batch_last_id]
-        args += _section([x for kv in (state_set or {}).items() for x in kv], 2)
-        args += _section(list(state_del), 1)
-        args += _section([x for kv in (meta_set or {}).items() for x in kv], 2)
-        args += _section(list(out), 1)
-        args += _section([x for d in dlq for x in (d.entry_id, d.reason, d.attempts, d.payload)], 4)
-        args += _section([x for kv in (volume or {}).items() for x in kv], 2)
-        args += _section(list(ack_ids), 1)
-        k = self.keys
-        function_keys = [k.log, k.state, k.meta, k.out, k.dlq, k.volume]
+        batch = Batch(
+            token, batch_last_id, state_set, tuple(state_del), meta_set, out, dlq, volume, ack_ids
+        )
+        return self.commit_batch(batch)
+
+    def commit_batch(self, batch: Batch) -> bool:
+        """``commit`` for a prepared batch."""
+        function_keys, args = self._commit_call(batch)
         return bool(functions.fcall(self.client, functions.COMMIT, function_keys, args) == 1)
+
+    def send_commit(self, batch: Batch) -> PendingCommit:
+        """Like ``commit``, but returns before Redis answers (one Redis node only).
+
+        The reply is read by ``PendingCommit.result()``; meanwhile the caller can fold the
+        next batch, so Redis executes a commit while Python computes the next one.
+        """
+        function_keys, args = self._commit_call(batch)
+        if self._commit_connection is None:
+            pool = self.client.connection_pool  # type: ignore[union-attr]
+            self._commit_connection = pool.get_connection()
+        connection = self._commit_connection
+        connection.send_command(
+            "FCALL", functions.COMMIT, len(function_keys), *function_keys, *args
+        )
+        return PendingCommit(self, connection)
+
+    def close(self) -> None:
+        """Hands the commit connection back to the pool (after its last reply was read)."""
+        if self._commit_connection is not None:
+            self.client.connection_pool.release(self._commit_connection)  # type: ignore[union-attr]
+            self._commit_connection = None
+
+    def _commit_call(self, batch: Batch) -> tuple[list[str], list[Any]]:
+        args: list[Any] = [keys.REDUCER_GROUP, batch.token, batch.last_id]
+        args += _section([x for kv in (batch.state_set or {}).items() for x in kv], 2)
+        args += _section(list(batch.state_del), 1)
+        args += _section([x for kv in (batch.meta_set or {}).items() for x in kv], 2)
+        args += _section(list(batch.out), 1)
+        dead = [x for d in batch.dlq for x in (d.entry_id, d.reason, d.attempts, d.payload)]
+        args += _section(dead, 4)
+        args += _section([x for kv in (batch.volume or {}).items() for x in kv], 2)
+        args += _section(list(batch.ack_ids), 1)
+        k = self.keys
+        return [k.log, k.state, k.meta, k.out, k.dlq, k.volume], args
 
     def record_failure(self, token: int, entry_id: str) -> int:
         """Count one more failure of ``entry_id`` and return its attempt count; raises Fenced."""
@@ -155,6 +206,27 @@ class PartitionStore:
         """Read dead-lettered entries as ``(dlq entry id, DeadLetter)``."""
         reply = self.client.xrange(self.keys.dlq, start, end, count)
         return [(as_text(i), _dead_letter(bytes_map(f))) for i, f in reply or []]
+
+
+class PendingCommit:
+    """A commit sent to Redis whose reply has not been read yet."""
+
+    def __init__(self, store: PartitionStore, connection: Any) -> None:
+        self._store = store
+        self._connection = connection
+
+    def result(self) -> bool:
+        """Waits for the reply: True if applied, False if a duplicate; raises Fenced."""
+        try:
+            reply = self._connection.read_response()
+        except ResponseError as exc:
+            raise functions.fenced_or(exc) from exc
+        except Exception:
+            # The connection's state is unknown: never reuse it for another commit.
+            self._connection.disconnect()
+            self._store.close()
+            raise
+        return bool(reply == 1)
 
 
 def parse_id(entry_id: str) -> tuple[int, int]:

@@ -28,7 +28,7 @@ from monitor_es.domain.reducer import LogEntry, apply
 from monitor_es.domain.state import Environment, Monitor
 from monitor_es.domain.time import to_ms
 from monitor_es.store.keys import META_LAST_ID
-from monitor_es.store.log import DeadLetter, PartitionStore, parse_id
+from monitor_es.store.log import Batch, DeadLetter, PartitionStore, PendingCommit, parse_id
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,18 @@ class PartitionWorker:
         consumer: str,
         limits: Limits | None = None,
         max_attempts: int = 3,
+        *,
+        pipelined: bool = False,
     ) -> None:
         self.store = store
         self.token = token
         self.consumer = consumer
         self.limits = limits or Limits()
         self.max_attempts = max_attempts
+        # Pipelined: a batch's commit is sent without waiting, and its reply is read just
+        # before the next commit goes, so Redis applies one batch while Python folds the next.
+        self.pipelined = pipelined
+        self._pending: PendingCommit | None = None
         self.partition, self.last_id = load_partition(store, self.limits)
         # Entries taken over from a previous owner (or left by our own failed batch).
         self.needs_claim = True
@@ -88,11 +94,28 @@ class PartitionWorker:
     def step(self, count: int = 500, block_ms: int | None = None) -> BatchResult:
         """Reads and processes one batch (pending entries first after a takeover)."""
         if self.needs_claim:
+            self.flush()  # our own pending entries must reflect every sent commit
             self.needs_claim = False
             pending = self.store.claim_pending(self.consumer, count)
             if pending:
                 return self.process(pending)
-        return self.process(list(self.store.read_batch(self.consumer, count, block_ms)))
+        raw = list(self.store.read_batch(self.consumer, count, block_ms))
+        if not raw:
+            self.flush()  # idle: make the last commit's outcome known
+        return self.process(raw)
+
+    def flush(self) -> None:
+        """Waits for the commit in flight, if any; raises Fenced if it was refused."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """Flushes and hands the commit connection back."""
+        try:
+            self.flush()
+        finally:
+            self.store.close()
 
     def process(self, raw: Sequence[RawEntry]) -> BatchResult:
         """Folds a batch and commits it atomically; entries at or below last_id are acked only."""
@@ -137,6 +160,7 @@ class PartitionWorker:
                 apply(self.partition, fx, entry)
             except Exception as exc:  # a reducer bug must not block the partition
                 log.exception("partition %s: entry %s failed", self.store.partition, entry.id)
+                self.flush()  # the reload below must see every commit sent so far
                 self._reload_and_refold(applied, fx)
                 attempts = self.store.record_failure(self.token, entry.id)
                 if attempts < self.max_attempts:
@@ -183,7 +207,7 @@ class PartitionWorker:
         meta: dict[str, str | bytes | int] = {}
         if applied:
             meta["stream_ms"] = to_ms(applied[-1].ts)
-        committed = self.store.commit(
+        batch = Batch(
             self.token,
             batch_last,
             state_set=state_set,
@@ -194,5 +218,11 @@ class PartitionWorker:
             volume=volume,
             ack_ids=acked,
         )
+        if self.pipelined:
+            self.flush()  # a commit goes only after the one before it was applied
+            self._pending = self.store.send_commit(batch)
+            committed = True
+        else:
+            committed = self.store.commit_batch(batch)
         self.last_id = batch_last
         return committed

@@ -16,6 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import redis
+
 from monitor_es.domain.partition import Limits
 from monitor_es.store.connection import Client
 from monitor_es.store.functions import Fenced
@@ -111,10 +113,17 @@ class WorkerProcess:
         consumer = f"{self.owner}:{lease.token}"
         try:
             worker = PartitionWorker(
-                PartitionStore(self.client, lease.partition), lease.token, consumer, self.limits
+                PartitionStore(self.client, lease.partition),
+                lease.token,
+                consumer,
+                self.limits,
+                pipelined=type(self.client) is redis.Redis,  # one node: overlap commits
             )
-            while not stop.is_set():
-                worker.step(self.batch, self.block_ms)
+            try:
+                while not stop.is_set():
+                    worker.step(self.batch, self.block_ms)
+            finally:
+                worker.close()
         except Fenced:
             log.warning("partition %s: fenced, another worker owns it now", lease.partition)
         except Exception:
