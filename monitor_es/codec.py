@@ -2,10 +2,11 @@
 
 Log entries are msgpack. A check-in (nearly every entry) is a compact array
 `[1, project, slug, check_in_id, status, environment, duration, received_ms,
-monitor_config, trace_id]` with trailing nulls dropped: a valid GUID travels as 16
-bytes and a valid status as a small int, so a typical check-in is well under 100 bytes.
-Every other event is the tagged msgspec map. Kind 1 is check-in schema v1; a v2 gets a
-new kind and an upcaster."""
+monitor_config, trace_id]` with trailing nulls dropped: a valid GUID travels as 16 bytes
+and a valid status as a small int (any other value boxed in a list), so a typical
+check-in is well under 100 bytes. Every other event is the tagged msgspec map. Kind 1 is
+check-in schema v1; a v2 gets a new kind and an upcaster.
+"""
 
 from __future__ import annotations
 
@@ -74,6 +75,9 @@ def _check_in_wire(event: CheckInReported) -> _CheckInWire:
     status = event.status
     if isinstance(status, str) and status in _STATUS_CODES:
         status = _STATUS_CODES[status]
+    else:
+        # Anything else travels boxed, so a client's own `0` is never read as a code.
+        status = [status]
     return _CheckInWire(
         project=event.project,
         monitor_slug=event.monitor_slug,
@@ -108,6 +112,10 @@ def _check_in_from_wire(wire: _CheckInWire) -> CheckInReported:
     status = wire.status
     if type(status) is int and 0 <= status < len(_STATUS_NAMES):
         status = _STATUS_NAMES[status]
+    elif type(status) is list and len(status) == 1:
+        status = status[0]
+    else:
+        raise ValueError("status is neither a status code nor a boxed value")
     received = wire.received_ms
     return CheckInReported(
         project=wire.project,
