@@ -12,7 +12,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_properties import SETTINGS, fold_batch, logs
+from log_strategies import SETTINGS, fold_batch, logs
 
 from monitor_es.codec import (
     UndecodableEntry,
