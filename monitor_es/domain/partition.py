@@ -40,7 +40,7 @@ class Limits:
 
 
 # History is pruned in steps, not at every check-in; the slack costs a few stored check-ins.
-_PRUNE_SLACK = 3
+_PRUNE_SLACK = 1
 
 
 class ClockState(msgspec.Struct, array_like=True, kw_only=True):
