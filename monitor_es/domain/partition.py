@@ -212,11 +212,6 @@ class Partition:
             return self.next_tick
         return minute + ONE_MINUTE
 
-    def pending_deadline(self, deadline: datetime) -> bool:
-        """True if a tick has not yet swept this deadline's bucket."""
-        last = self.clock.last_tick
-        return last is not None and deadline > last
-
     def schedule_due(self, env: Environment) -> None:
         """Indexes the environment's missed deadline (`next_checkin_latest`)."""
         if env.next_checkin_latest is not None:

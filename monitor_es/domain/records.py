@@ -68,8 +68,10 @@ def has_newer_result(env: Environment, checkin: CheckIn) -> bool:
 def expect_after(p: Partition, monitor: Monitor, env: Environment, reference: datetime) -> None:
     """Sets the next expected check-in (and its latest time) after a reference instant."""
     config = monitor.config
-    minute = p.clock.last_tick
-    if minute is None or not minute <= reference < p.minute_after(minute):
+    last_tick, upcoming = p.clock.last_tick, p.next_tick
+    if last_tick is not None and upcoming is not None and last_tick <= reference < upcoming:
+        minute = last_tick  # the usual case, and a shared object the caches hash once
+    else:
         minute = trunc_minute(reference)
     # Slots are whole minutes: the next one after `reference` is the next after its minute.
     expected = next_after_minute(config.schedule, config.tz, minute)
@@ -77,7 +79,7 @@ def expect_after(p: Partition, monitor: Monitor, env: Environment, reference: da
     env.next_checkin = expected
     # A run's open and close usually expect the same slot: file the deadline only when it
     # moved, or when its bucket may already have been swept by a tick.
-    if latest != env.next_checkin_latest or not p.pending_deadline(latest):
+    if latest != env.next_checkin_latest or last_tick is None or latest <= last_tick:
         env.next_checkin_latest = latest
         p.schedule_due(env)
     p.dirty_envs[id(env)] = env  # p.touch(env), inline: this runs for nearly every check-in
