@@ -64,13 +64,7 @@ def process_check_in(
     monitor_key = (project, slug)
     envs = p.environments.get(monitor_key)
     known = None if envs is None else envs.get(env_name)  # looked up once per check-in
-    if known is not None and known.rate_minute is minute:  # the usual case, inline
-        known.rate_count += 1
-        p.dirty_envs[id(known)] = known
-        if known.rate_count > p.limits.checkins_per_minute:
-            raise Rejected([error(ErrorType.MONITOR_ENVIRONMENT_RATELIMITED)])
-    else:
-        _rate_limit(p, known, monitor_key, env_name, minute)
+    _rate_limit(p, known, monitor_key, env_name, minute)
     payload = validate_payload(
         event.check_in_id, event.status, event.duration, raw_env, event.trace_id
     )
