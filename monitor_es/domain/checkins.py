@@ -58,9 +58,7 @@ def process_check_in(
     raw_env = event.environment
     # A missing, empty or non-string name means production (a non-string is rejected later).
     env_name = raw_env if raw_env and isinstance(raw_env, str) else DEFAULT_ENVIRONMENT
-    # After the clock advanced to `ts`, its last tick is `ts`'s minute (ts never goes back).
-    last_tick = p.clock.last_tick
-    minute = last_tick if last_tick is not None and ts >= last_tick else trunc_minute(ts)
+    minute = p.minute_of(ts)
     monitor_key = (project, slug)
     envs = p.environments.get(monitor_key)
     known = None if envs is None else envs.get(env_name)  # looked up once per check-in
@@ -145,7 +143,7 @@ def _find_existing(p: Partition, env: Environment, project: str, guid: str) -> C
     if guid == ZERO_GUID:
         running = [c for c in env.checkins if c.status is CHECKIN_IN_PROGRESS]
         return running[-1] if running else None
-    hit = p.checkin_owner.get((project, guid))
+    hit = p.find_checkin(project, guid)
     if hit is None:
         return None
     owner, checkin = hit
@@ -179,9 +177,7 @@ def _create(
         date_updated=received,
         date_clock=minute,
         expected_time=env.next_checkin,
-        timeout_at=shifted(_start_minute(p, received, minute), monitor.config.runtime)
-        if running
-        else None,
+        timeout_at=shifted(p.minute_of(received), monitor.config.runtime) if running else None,
         # A duration comes only with a closing message (domain.md).
         duration_ms=None if running else payload.duration_ms,
         date_in_progress=received if running else None,
@@ -190,13 +186,6 @@ def _create(
     p.add_checkin(env, checkin, monitor.config)
     record_checkin(fx, env, checkin, created=True)
     return checkin
-
-
-def _start_minute(p: Partition, received: datetime, minute: datetime) -> datetime:
-    """The minute a run started: usually the entry's own minute, known without arithmetic."""
-    if minute <= received < p.minute_after(minute):
-        return minute
-    return trunc_minute(received)
 
 
 def _update(

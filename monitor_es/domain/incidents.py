@@ -8,6 +8,7 @@ produced an occurrence.
 from __future__ import annotations
 
 import uuid
+from bisect import bisect_right
 from datetime import datetime
 
 from monitor_es.domain.effects import Effects
@@ -215,21 +216,18 @@ def send_occurrence(
 
 def effective_decision(p: Partition, tick: datetime) -> Decision:
     """The system-incident decision in force at a tick: the newest one at or before it."""
-    found = Decision.NORMAL
-    for minute, decision in p.clock.decisions:
-        if minute > tick:
-            break
-        found = Decision(decision)
-    return found
+    decisions = p.clock.decisions  # sorted by minute
+    at = bisect_right(decisions, tick, key=lambda d: d[0])
+    return Decision(decisions[at - 1][1]) if at else Decision.NORMAL
 
 
 def release_held(p: Partition, fx: Effects, monitor: Monitor, env: Environment) -> None:
     """Sends or drops held occurrences whose tick's decision is no longer pending."""
     still: list[HeldOccurrence] = []
+    incident = env.incident
+    by_id = {c.id: c for c in env.checkins}
     for held in env.held:
         decision = effective_decision(p, held.tick)
-        incident = env.incident
-        by_id = {c.id: c for c in env.checkins}
         checkin = by_id.get(held.check_in_id)
         if decision.is_pending():
             still.append(held)

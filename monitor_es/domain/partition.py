@@ -24,7 +24,7 @@ from monitor_es.domain.state import (
     Monitor,
     MonitorKey,
 )
-from monitor_es.domain.time import ONE_MINUTE
+from monitor_es.domain.time import trunc_minute
 
 
 @dataclass(frozen=True)
@@ -206,11 +206,17 @@ class Partition:
 
     # ------------------------------------------------------------ clock indexes
 
-    def minute_after(self, minute: datetime) -> datetime:
-        """`minute` + 1 minute; for the last tick, the already computed next tick."""
-        if minute is self.clock.last_tick and self.next_tick is not None:
-            return self.next_tick
-        return minute + ONE_MINUTE
+    def minute_of(self, instant: datetime) -> datetime:
+        """`instant` truncated to the minute: the last tick's own object when it falls in it.
+
+        Nearly every instant the reducer handles lies in the minute just ticked, and sharing
+        that object lets the schedule and deadline caches hash it once (aware datetimes hash
+        slowly).
+        """
+        last, upcoming = self.clock.last_tick, self.next_tick
+        if last is not None and upcoming is not None and last <= instant < upcoming:
+            return last
+        return trunc_minute(instant)
 
     def schedule_due(self, env: Environment) -> None:
         """Indexes the environment's missed deadline (`next_checkin_latest`)."""

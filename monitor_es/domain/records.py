@@ -9,7 +9,7 @@ from monitor_es.domain.events import CheckInCreated, CheckInUpdated, StatusChang
 from monitor_es.domain.partition import Partition
 from monitor_es.domain.schedule import next_after_minute
 from monitor_es.domain.state import USER_TERMINAL, CheckIn, Environment, EnvStatus, Monitor
-from monitor_es.domain.time import shifted, trunc_minute
+from monitor_es.domain.time import shifted
 
 
 def about(env: Environment) -> dict[str, str]:
@@ -68,17 +68,13 @@ def has_newer_result(env: Environment, checkin: CheckIn) -> bool:
 def expect_after(p: Partition, monitor: Monitor, env: Environment, reference: datetime) -> None:
     """Sets the next expected check-in (and its latest time) after a reference instant."""
     config = monitor.config
-    last_tick, upcoming = p.clock.last_tick, p.next_tick
-    if last_tick is not None and upcoming is not None and last_tick <= reference < upcoming:
-        minute = last_tick  # the usual case, and a shared object the caches hash once
-    else:
-        minute = trunc_minute(reference)
     # Slots are whole minutes: the next one after `reference` is the next after its minute.
-    expected = next_after_minute(config.schedule, config.tz, minute)
+    expected = next_after_minute(config.schedule, config.tz, p.minute_of(reference))
     latest = shifted(expected, config.margin)
     env.next_checkin = expected
     # A run's open and close usually expect the same slot: file the deadline only when it
     # moved, or when its bucket may already have been swept by a tick.
+    last_tick = p.clock.last_tick
     if latest != env.next_checkin_latest or last_tick is None or latest <= last_tick:
         env.next_checkin_latest = latest
         p.schedule_due(env)
