@@ -11,6 +11,7 @@ from redis.exceptions import ResponseError
 from monitor_es.store import functions, keys
 from monitor_es.store.connection import Client, as_text, bytes_map
 from monitor_es.store.deployment import NotInitialised
+from monitor_es.store.pipe import Pipe, Reply
 
 Field = str | bytes
 Entry = tuple[str, bytes]
@@ -94,7 +95,7 @@ class PartitionStore:
         self.client = client
         self.partition = partition
         self.keys = keys.partition_keys(partition)
-        self._commit_connection: Any = None
+        self._pipeline: Pipe | None = None  # send_commit / send_read, one node only
 
     def read_batch(self, consumer: str, count: int, block_ms: int | None) -> list[Entry]:
         """Read up to ``count`` new entries for ``consumer``; block_ms None does not block."""
@@ -159,20 +160,40 @@ class PartitionStore:
         next batch, so Redis executes a commit while Python computes the next one.
         """
         function_keys, args = self._commit_call(batch)
-        if self._commit_connection is None:
-            pool = self.client.connection_pool  # type: ignore[union-attr]
-            self._commit_connection = pool.get_connection()
-        connection = self._commit_connection
-        connection.send_command(
+        reply = self._pipe().send(
             "FCALL", functions.COMMIT, len(function_keys), *function_keys, *args
         )
-        return PendingCommit(self, connection)
+        return PendingCommit(reply)
+
+    def send_read(self, consumer: str, count: int) -> PendingRead:
+        """Sends a non-blocking read of the next batch; ``PendingRead.result()`` gets it.
+
+        Sent before the previous batch's commit, the read is answered while Python folds,
+        so the next batch is at hand the moment the fold ends. Never blocking: a blocked
+        read would hold back every commit sent after it.
+        """
+        reply = self._pipe().send(
+            "XREADGROUP", "GROUP", keys.REDUCER_GROUP, consumer,
+            "COUNT", count, "STREAMS", self.keys.log, ">",
+        )  # fmt: skip
+        return PendingRead(reply)
 
     def close(self) -> None:
-        """Hands the commit connection back to the pool (after its last reply was read)."""
-        if self._commit_connection is not None:
-            self.client.connection_pool.release(self._commit_connection)  # type: ignore[union-attr]
-            self._commit_connection = None
+        """Reads what is outstanding and hands the pipelined connection back to the pool."""
+        pipe, self._pipeline = self._pipeline, None
+        if pipe is None:
+            return
+        try:
+            pipe.drain()
+        finally:
+            if pipe.idle:
+                self.client.connection_pool.release(pipe.connection)  # type: ignore[union-attr]
+
+    def _pipe(self) -> Pipe:
+        if self._pipeline is None:
+            pool = self.client.connection_pool  # type: ignore[union-attr]
+            self._pipeline = Pipe(pool.get_connection())
+        return self._pipeline
 
     def _commit_call(self, batch: Batch) -> tuple[list[str], list[Any]]:
         args: list[Any] = [keys.REDUCER_GROUP, batch.token, batch.last_id]
@@ -211,22 +232,27 @@ class PartitionStore:
 class PendingCommit:
     """A commit sent to Redis whose reply has not been read yet."""
 
-    def __init__(self, store: PartitionStore, connection: Any) -> None:
-        self._store = store
-        self._connection = connection
+    def __init__(self, reply: Reply) -> None:
+        self._reply = reply
 
     def result(self) -> bool:
         """Waits for the reply: True if applied, False if a duplicate; raises Fenced."""
         try:
-            reply = self._connection.read_response()
+            value = self._reply.result()
         except ResponseError as exc:
             raise functions.fenced_or(exc) from exc
-        except Exception:
-            # The connection's state is unknown: never reuse it for another commit.
-            self._connection.disconnect()
-            self._store.close()
-            raise
-        return bool(reply == 1)
+        return bool(value == 1)
+
+
+class PendingRead:
+    """A batch read sent to Redis whose reply has not been read yet."""
+
+    def __init__(self, reply: Reply) -> None:
+        self._reply = reply
+
+    def result(self) -> list[Entry]:
+        """The entries read (none when the log had nothing new)."""
+        return _raw_entries(self._reply.result())
 
 
 def parse_id(entry_id: str) -> tuple[int, int]:
@@ -242,6 +268,26 @@ def _section(items: list[Any], width: int) -> list[Any]:
 def _payload(fields: Mapping[bytes, bytes] | None) -> bytes:
     # An entry without our field (written by hand) decodes as b"" and is rejected downstream.
     return (fields or {}).get(keys.ENTRY_FIELD, b"")
+
+
+def _raw_entries(reply: Any) -> list[Entry]:
+    """Entries from a raw XREADGROUP reply of one stream.
+
+    RESP2 gives `[[stream, [[id, [field, value, ...]], ...]]]`, RESP3 `{stream: [...]}`.
+    """
+    if not reply:
+        return []
+    listed = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
+    entries: list[Entry] = []
+    for entry_id, fields in listed:
+        if fields and fields[0] == keys.ENTRY_FIELD:
+            payload = fields[1]  # the usual shape, without building a dict
+        elif fields:
+            payload = _payload(dict(zip(fields[::2], fields[1::2], strict=True)))
+        else:
+            payload = b""  # an entry without fields: rejected downstream
+        entries.append((entry_id.decode(), payload))
+    return entries
 
 
 def _entries(reply: Any) -> list[Entry]:

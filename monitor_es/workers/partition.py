@@ -28,7 +28,14 @@ from monitor_es.domain.reducer import LogEntry, apply
 from monitor_es.domain.state import Environment, Monitor
 from monitor_es.domain.time import to_ms
 from monitor_es.store.keys import META_LAST_ID
-from monitor_es.store.log import Batch, DeadLetter, PartitionStore, PendingCommit, parse_id
+from monitor_es.store.log import (
+    Batch,
+    DeadLetter,
+    PartitionStore,
+    PendingCommit,
+    PendingRead,
+    parse_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +91,11 @@ class PartitionWorker:
         self.limits = limits or Limits()
         self.max_attempts = max_attempts
         # Pipelined: a batch's commit is sent without waiting, and its reply is read just
-        # before the next commit goes, so Redis applies one batch while Python folds the next.
+        # before the next commit goes; the read of the batch after next is sent before
+        # that commit, so Redis commits and reads while Python folds.
         self.pipelined = pipelined
         self._pending: PendingCommit | None = None
+        self._prefetch: PendingRead | None = None
         self.partition, self.last_id = load_partition(store, self.limits)
         # Entries taken over from a previous owner (or left by our own failed batch).
         self.needs_claim = True
@@ -99,23 +108,42 @@ class PartitionWorker:
             pending = self.store.claim_pending(self.consumer, count)
             if pending:
                 return self.process(pending)
-        raw = list(self.store.read_batch(self.consumer, count, block_ms))
+        raw = self._take_prefetched()
+        if not raw:
+            raw = list(self.store.read_batch(self.consumer, count, block_ms))
         if not raw:
             self.flush()  # idle: make the last commit's outcome known
+        elif self.pipelined:
+            self._prefetch = self.store.send_read(self.consumer, count)
         return self.process(raw)
 
     def flush(self) -> None:
-        """Waits for the commit in flight, if any; raises Fenced if it was refused."""
+        """Waits for the commit in flight, if any; raises Fenced if it was refused.
+
+        A batch read ahead is dropped unprocessed: its entries stay pending for this
+        consumer, and the next step claims them first (as after a takeover).
+        """
         pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
+        prefetch, self._prefetch = self._prefetch, None
+        try:
+            if pending is not None:
+                pending.result()
+        finally:
+            if prefetch is not None:
+                # Read to the end, so a claim sent next surely finds its entries pending.
+                self.needs_claim = True
+                prefetch.result()
 
     def close(self) -> None:
-        """Flushes and hands the commit connection back."""
+        """Flushes and hands the pipelined connection back."""
         try:
             self.flush()
         finally:
             self.store.close()
+
+    def _take_prefetched(self) -> list[RawEntry]:
+        prefetch, self._prefetch = self._prefetch, None
+        return [] if prefetch is None else list(prefetch.result())
 
     def process(self, raw: Sequence[RawEntry]) -> BatchResult:
         """Folds a batch and commits it atomically; entries at or below last_id are acked only."""
@@ -219,7 +247,10 @@ class PartitionWorker:
             ack_ids=acked,
         )
         if self.pipelined:
-            self.flush()  # a commit goes only after the one before it was applied
+            # A commit goes only after the one before it was applied.
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                pending.result()
             self._pending = self.store.send_commit(batch)
             committed = True
         else:

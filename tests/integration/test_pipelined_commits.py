@@ -26,6 +26,7 @@ from monitor_es.domain.reducer import apply as real_apply
 from monitor_es.store import keys
 from monitor_es.store.functions import Fenced
 from monitor_es.store.leases import LeaseClient
+from monitor_es.store.log import PartitionStore
 from monitor_es.workers import partition as partition_module
 from monitor_es.workers.partition import PartitionWorker
 
@@ -90,3 +91,44 @@ def test_a_raising_reducer_in_pipelined_mode_loses_nothing(
     assert [d.entry_id for _, d in store.read_dlq()] == [poisoned.id]
     assert_partition_matches(real_client, 0, [e for e in entries if e.id != poisoned.id])
     assert last_id(real_client, 0) == entries[-1].id
+
+
+def test_a_batch_read_ahead_is_claimed_after_a_flush(real_client: redis.Redis) -> None:
+    entries = _scenario_entries("many_monitors_and_environments")
+    store = _one_partition(real_client, entries)
+    worker = PartitionWorker(store, _lease(real_client, "w").token, "w:1", pipelined=True)
+    worker.step(count=5)  # claims nothing, then reads
+    worker.step(count=5)  # processes a batch and reads the next one ahead
+
+    worker.flush()  # drops the read-ahead batch: its entries are pending for w:1
+
+    assert worker.needs_claim
+    pending = real_client.xpending(keys.partition_keys(0).log, keys.REDUCER_GROUP)["pending"]
+    assert pending == 5
+    run_until_drained(worker, count=5)
+    worker.close()
+    assert_partition_matches(real_client, 0, entries)
+    assert last_id(real_client, 0) == entries[-1].id
+
+
+def test_a_worker_closed_with_a_batch_read_ahead_hands_it_to_the_next_owner(
+    real_client: redis.Redis,
+) -> None:
+    entries = _scenario_entries("thresholds_3_and_2")
+    store = _one_partition(real_client, entries)
+    leases = LeaseClient(real_client, "worker-a", 10_000)
+    lease = leases.acquire(0)
+    assert lease is not None
+    first = PartitionWorker(store, lease.token, "worker-a:1", pipelined=True)
+    first.step(count=4)
+    first.step(count=4)
+    first.close()  # graceful stop with a read-ahead batch outstanding
+    leases.release(lease)
+
+    second = PartitionWorker(
+        PartitionStore(real_client, 0), _lease(real_client, "worker-b").token, "worker-b:1"
+    )
+    run_until_drained(second, count=4)
+
+    assert_partition_matches(real_client, 0, entries)
+    assert real_client.xpending(keys.partition_keys(0).log, keys.REDUCER_GROUP)["pending"] == 0
