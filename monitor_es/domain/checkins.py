@@ -53,14 +53,18 @@ def process_check_in(
 ) -> None:
     """Runs one check-in through validation, upsert, creation or update and the env update."""
     project = event.project
-    slug = slugify(event.monitor_slug)
     received = event.received or ts
     raw_env = event.environment
     # A missing, empty or non-string name means production (a non-string is rejected later).
     env_name = raw_env if raw_env and isinstance(raw_env, str) else DEFAULT_ENVIRONMENT
     minute = p.minute_of(ts)
-    monitor_key = (project, slug)
+    # Slugs are stored slugified and slugify is idempotent: a sent slug that names an
+    # existing monitor is its own slug, so the usual check-in skips slugify.
+    monitor_key = (project, event.monitor_slug)
     envs = p.environments.get(monitor_key)
+    if envs is None:
+        monitor_key = (project, slugify(event.monitor_slug))
+        envs = p.environments.get(monitor_key)
     known = None if envs is None else envs.get(env_name)  # looked up once per check-in
     _rate_limit(p, known, monitor_key, env_name, minute)
     payload = validate_payload(

@@ -69,8 +69,9 @@ class Partition:
         self.monitors: dict[MonitorKey, Monitor] = {}
         self.environments: dict[MonitorKey, dict[str, Environment]] = {}
         self.monitor_counts: dict[str, int] = {}
-        # (project, check-in id) -> where it is kept: ids are unique per project (spec §2.5).
-        self.checkin_owner: dict[tuple[str, str], tuple[Environment, CheckIn]] = {}
+        # project -> check-in id -> where it is kept: ids are unique per project (spec §2.5).
+        # Nested rather than keyed by (project, id): no key tuple to build on the hot path.
+        self.checkin_owner: dict[str, dict[str, tuple[Environment, CheckIn]]] = {}
         self.clock = ClockState()
         # Derived from clock.last_tick (not stored): lets most entries skip the tick check.
         self.next_tick: datetime | None = None
@@ -117,8 +118,9 @@ class Partition:
     def remove_monitor(self, monitor: Monitor) -> None:
         """Forgets a monitor and all of its environments."""
         for env in self.environments.pop(monitor.key, {}).values():
+            owners = self.checkin_owner.get(env.project, {})
             for checkin in env.checkins:
-                self.checkin_owner.pop((env.project, checkin.id), None)
+                owners.pop(checkin.id, None)
             self.removed_envs.add(env.key)
             self.dirty_envs.pop(id(env), None)
         del self.monitors[monitor.key]
@@ -139,8 +141,9 @@ class Partition:
     def add_environment(self, env: Environment) -> None:
         """Registers a new environment (or one loaded from the store) and indexes it."""
         self.environments.setdefault((env.project, env.monitor_slug), {})[env.name] = env
+        owners = self._owners(env.project)
         for checkin in env.checkins:
-            self.checkin_owner[(env.project, checkin.id)] = (env, checkin)
+            owners[checkin.id] = (env, checkin)
             self.schedule_timeout(env, checkin)
         self.schedule_due(env)
         self.removed_envs.discard(env.key)
@@ -170,7 +173,7 @@ class Partition:
             checkins.append(checkin)
         else:
             insort(checkins, checkin, key=lambda c: c.date_added)
-        self.checkin_owner[(env.project, checkin.id)] = (env, checkin)
+        self._owners(env.project)[checkin.id] = (env, checkin)
         if checkin.timeout_at is not None:
             self.schedule_timeout(env, checkin)
         if len(checkins) > self.limits.history + _PRUNE_SLACK:
@@ -197,12 +200,20 @@ class Partition:
                 else:
                     kept.append(checkin)
             env.checkins = kept
+        owners = self.checkin_owner[env.project]
         for checkin in dropped:
-            self.checkin_owner.pop((env.project, checkin.id), None)
+            owners.pop(checkin.id, None)
 
     def find_checkin(self, project: str, checkin_id: str) -> tuple[Environment, CheckIn] | None:
         """The environment and check-in with this id in the project, if still kept."""
-        return self.checkin_owner.get((project, checkin_id))
+        owners = self.checkin_owner.get(project)
+        return None if owners is None else owners.get(checkin_id)
+
+    def _owners(self, project: str) -> dict[str, tuple[Environment, CheckIn]]:
+        owners = self.checkin_owner.get(project)
+        if owners is None:
+            owners = self.checkin_owner[project] = {}
+        return owners
 
     # ------------------------------------------------------------ clock indexes
 
