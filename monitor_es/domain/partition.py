@@ -82,6 +82,9 @@ class Partition:
         self.dirty_envs: dict[int, Environment] = {}
         self.removed_monitors: set[MonitorKey] = set()
         self.removed_envs: set[EnvKey] = set()
+        # Environments removed since the last commit, by identity (held, so no id is reused):
+        # a stale reference touched after its removal must not be written back.
+        self._removed_env_objects: dict[int, Environment] = {}
         self.clock_dirty = False
 
     def count_orphan_attempt(self, key: EnvKey, minute: datetime) -> int:
@@ -123,6 +126,7 @@ class Partition:
                 owners.pop(checkin.id, None)
             self.removed_envs.add(env.key)
             self.dirty_envs.pop(id(env), None)
+            self._removed_env_objects[id(env)] = env
         del self.monitors[monitor.key]
         self.monitor_counts[monitor.project] -= 1
         self.removed_monitors.add(monitor.key)
@@ -275,10 +279,14 @@ class Partition:
 
     def take_changes(self) -> Changes:
         """Returns and clears what changed since the last call (for the commit)."""
+        # Change order, not key order: a hash write does not depend on it.
+        environments = list(self.dirty_envs.values())
+        removed = self._removed_env_objects
+        if removed:
+            environments = [e for e in environments if id(e) not in removed]
         changes = Changes(
             monitors=[self.monitors[k] for k in sorted(self.dirty_monitors)],
-            # Change order, not key order: a hash write does not depend on it.
-            environments=[e for e in self.dirty_envs.values() if self._current(e)],
+            environments=environments,
             removed_monitors=sorted(self.removed_monitors),
             removed_environments=sorted(self.removed_envs),
             clock=self.clock if self.clock_dirty else None,
@@ -287,6 +295,7 @@ class Partition:
         self.dirty_envs.clear()
         self.removed_monitors.clear()
         self.removed_envs.clear()
+        removed.clear()
         self.clock_dirty = False
         return changes
 
