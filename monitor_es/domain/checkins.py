@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from monitor_es.domain.config import (
     DEFAULT_ENVIRONMENT,
+    ENVIRONMENT_TOO_LONG,
     MAX_TIMEOUT,
     slugify,
     validate_environment_name,
@@ -121,9 +122,10 @@ def _ensure_environment(
 ) -> Environment:
     envs = p.envs_of(monitor)
     env = envs.get(name)
-    reason = validate_environment_name(raw_name)
-    if reason is not None:
-        raise Rejected([error(ErrorType.MONITOR_INVALID_ENVIRONMENT, reason=reason)])
+    if validate_environment_name(raw_name) is not None:
+        # Sentry gives every name its Environment check refuses (too long, or a newline, a
+        # form feed or "/") the same reason (spec §1.4 ensure_environment, §2.3 step 11).
+        raise Rejected([error(ErrorType.MONITOR_INVALID_ENVIRONMENT, reason=ENVIRONMENT_TOO_LONG)])
     if env is not None:
         return env
     limit = p.limits.max_environments_per_monitor
@@ -205,15 +207,17 @@ def _update(
     """Spec §2.8; returns False when nothing more follows (an out-of-order in_progress)."""
     status = payload.status
     complete = checkin.status in USER_TERMINAL
-    if complete and status is not CHECKIN_IN_PROGRESS:
-        raise Rejected([error(ErrorType.CHECKIN_FINISHED)])
     closing = status in USER_TERMINAL
     duration = payload.duration_ms
     if closing and duration is None and checkin.duration_ms is None:
         # abs(): the closing message can overtake the opening one (spec §2.8 step 4).
         duration = abs(int((received - checkin.date_added).total_seconds() * 1000))
     if duration is not None and closing and not 0 <= duration <= MAX_DURATION_MS:
-        raise Rejected([error(ErrorType.CHECKIN_INVALID_DURATION, duration=str(duration))])
+        # Errors are collected (spec §2.8 steps 3-6): a second close can report both.
+        invalid = error(ErrorType.CHECKIN_INVALID_DURATION, duration=str(duration))
+        raise Rejected([error(ErrorType.CHECKIN_FINISHED), invalid] if complete else [invalid])
+    if complete and closing:
+        raise Rejected([error(ErrorType.CHECKIN_FINISHED)])
     if complete:
         # An in_progress arriving after the close only records when the run started.
         checkin.date_in_progress = received
@@ -262,8 +266,11 @@ def _after_check_in(
         if last is None or last < checkin.date_added:
             env.last_checkin = checkin.date_added  # never backwards (domain.md difference 3)
         expect_after(p, monitor, env, received)
-    if checkin.status is CHECKIN_OK and env.status is not ENV_OK:
-        set_status(fx, env, ENV_OK, received)
+    if checkin.status is CHECKIN_OK:
+        if env.last_ok is None or env.last_ok < checkin.date_added:
+            env.last_ok = checkin.date_added
+        if env.status is not ENV_OK:
+            set_status(fx, env, ENV_OK, received)
 
 
 def _note_last_checkin(env: Environment, checkin: CheckIn) -> None:

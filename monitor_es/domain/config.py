@@ -17,6 +17,7 @@ from typing import Final, Literal, NamedTuple, TypeAlias, TypeGuard, TypeVar
 import msgspec
 
 from monitor_es.domain.schedule import (
+    NOT_PARSEABLE,
     CrontabSchedule,
     IntervalSchedule,
     IntervalUnit,
@@ -293,8 +294,12 @@ def _crontab(value: object) -> CrontabSchedule:
         value = value.get("value")
     if not isinstance(value, str):
         raise _FieldError(INVALID_CRONTAB)
+    text = " ".join(value.split())
+    if text.startswith("@") and text != text.lower():
+        # Sentry looks an alias up exactly as sent: "@DAILY" is no alias (spec §2.10).
+        raise _FieldError(NOT_PARSEABLE)
     try:
-        return parse_crontab(" ".join(value.split()))
+        return parse_crontab(text)
     except ScheduleError as exc:
         raise _FieldError(str(exc)) from None
 

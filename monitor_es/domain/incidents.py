@@ -101,7 +101,10 @@ def mark_failed(
 
 
 def _failure_window(env: Environment, failed: CheckIn, size: int) -> list[CheckIn]:
-    older = [c for c in env.checkins if c.date_added <= failed.date_added]
+    # The failing check-in closes its window even when another shares its date_added, so a
+    # held occurrence can tell the failure itself (the last) from the rest (release_held).
+    older = [c for c in env.checkins if c.date_added <= failed.date_added and c is not failed]
+    older.append(failed)
     return older[-size:]
 
 
@@ -189,7 +192,7 @@ def send_occurrence(
 ) -> None:
     """Emits one issue occurrence with Sentry's title, subtitle and evidence (spec §5.2)."""
     reason = failure_reason(window)
-    last_ok = next((c for c in reversed(env.checkins) if c.status is CHECKIN_OK), None)
+    last_ok = _last_successful(env)
     incident.occurrences += 1
     fx.emit(
         IssueOccurrence,
@@ -207,11 +210,18 @@ def send_occurrence(
             {"name": "Environment", "value": env.name, "important": False},
             {
                 "name": "Last successful check-in",
-                "value": iso(last_ok.date_added) if last_ok else "Never",
+                "value": iso(last_ok) if last_ok else "Never",
                 "important": False,
             },
         ],
     )
+
+
+def _last_successful(env: Environment) -> datetime | None:
+    """The newest ok check-in's date_added (spec §1.4 get_last_successful_checkin)."""
+    # The kept history counts too: records stored before `last_ok` existed lack it.
+    kept = [c.date_added for c in env.checkins if c.status is CHECKIN_OK]
+    return max([*kept, env.last_ok] if env.last_ok else kept, default=None)
 
 
 def effective_decision(p: Partition, tick: datetime) -> Decision:
@@ -235,9 +245,10 @@ def release_held(p: Partition, fx: Effects, monitor: Monitor, env: Environment) 
             continue  # the incident or check-in is gone: nothing left to report (§5.4)
         elif decision is Decision.INCIDENT:
             _drop_occurrence(fx, env, held.incident_id, checkin, held.tick)
-        elif checkin.status not in FAILURES:
+        elif checkin.status not in FAILURES and held.window[-1] == checkin.id:
             # A heartbeat revived the timed-out run: it is no failure now, and if it times
-            # out again that failure is reported then.
+            # out again that failure is reported then. The other check-ins of its window
+            # (in progress, unknown, ...) are reported like on the immediate path (§4.3).
             continue
         else:
             window = [by_id[i] for i in held.window if i in by_id]

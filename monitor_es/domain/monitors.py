@@ -145,7 +145,9 @@ def _apply_edit(
 ) -> None:
     """Spec §8.25: a new margin, runtime or schedule recomputes the derived deadlines."""
     new = monitor.config
-    schedule_changed = new.schedule != old.schedule or new.tz != old.tz
+    # Only the schedule itself counts: Sentry leaves the deadlines alone when just the time
+    # zone changes (they follow at the next check-in or miss).
+    schedule_changed = new.schedule != old.schedule
     for env in p.envs_of(monitor).values():
         if schedule_changed:
             # The edit happens at the event's time, which stands in for Sentry's wall clock.
@@ -156,7 +158,8 @@ def _apply_edit(
             env.next_checkin_latest = env.next_checkin + new.margin
             p.schedule_due(env)
             p.touch(env)
-        if new.runtime != old.runtime:
+        # The stored values, as Sentry compares them: unset -> 30 re-times runs too.
+        if new.max_runtime != old.max_runtime:
             _retime_running(p, fx, env, new)
 
 

@@ -197,13 +197,12 @@ class Partition:
             del checkins[:excess]  # the usual case: the oldest are all finished
             dropped = oldest
         else:
-            dropped, kept = [], []
-            for checkin in checkins:
-                if excess > len(dropped) and checkin.status is not CHECKIN_IN_PROGRESS:
-                    dropped.append(checkin)
-                else:
-                    kept.append(checkin)
-            env.checkins = kept
+            # The newest `keep` stay whatever they are (threshold and recovery windows read
+            # them); older runs still in progress stay too, older finished ones go.
+            older = checkins[:excess]
+            dropped = [c for c in older if c.status is not CHECKIN_IN_PROGRESS]
+            env.checkins = [c for c in older if c.status is CHECKIN_IN_PROGRESS]
+            env.checkins += checkins[excess:]
         owners = self.checkin_owner[env.project]
         for checkin in dropped:
             owners.pop(checkin.id, None)

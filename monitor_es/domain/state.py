@@ -112,6 +112,9 @@ class Environment(msgspec.Struct, array_like=True, kw_only=True, gc=False):
     rate_minute: datetime | None = None
     rate_count: int = 0
     held: list[HeldOccurrence] = msgspec.field(default_factory=list)
+    # The newest ok check-in's date_added (evidence of §5.2): history is pruned, this is not.
+    # Last, so records stored before it existed still decode (as None).
+    last_ok: datetime | None = None
 
     @property
     def key(self) -> EnvKey:
