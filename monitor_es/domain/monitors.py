@@ -13,6 +13,7 @@ from monitor_es.domain.config import (
     MonitorConfig,
     config_to_json,
     merge_config,
+    schedule_to_json,
     slugify,
     validate_config,
 )
@@ -124,10 +125,10 @@ def _existing(p: Partition, project: str, raw_slug: str) -> Monitor:
 def configure(p: Partition, fx: Effects, ts: datetime, event: MonitorConfigured) -> None:
     """Creates or edits a monitor through the API, recomputing what the edit changes."""
     slug = slugify(event.monitor_slug)
-    validated = validate_config(event.config)
+    monitor = p.monitors.get((event.project, slug))
+    validated = validate_config(_edited(monitor, event.config))
     if not isinstance(validated, MonitorConfig):
         raise Rejected([error(ErrorType.MONITOR_INVALID_CONFIG, errors=validated)])
-    monitor = p.monitors.get((event.project, slug))
     if monitor is None:
         _create(p, fx, project=event.project, slug=slug, name=event.name or slug, config=validated)
         return
@@ -138,6 +139,18 @@ def configure(p: Partition, fx: Effects, ts: datetime, event: MonitorConfigured)
     p.touch_monitor(monitor)
     _emit_updated(fx, monitor)
     _apply_edit(p, fx, ts, monitor, old)
+
+
+def _edited(monitor: Monitor | None, raw: Any) -> Any:
+    """The config to validate: an edit that leaves the schedule out keeps the stored one.
+
+    Sentry validates API edits partially, so `{"checkin_margin": 5}` changes the margin
+    alone; a new monitor still needs its schedule.
+    """
+    if monitor is None or not isinstance(raw, dict) or "schedule" in raw:
+        return raw
+    schedule_type, schedule = schedule_to_json(monitor.config.schedule)
+    return {"schedule_type": schedule_type, "schedule": schedule, **raw}
 
 
 def _apply_edit(

@@ -18,6 +18,7 @@ from dsl import Run, T, guid, minutes, of_type
 
 from monitor_es.domain.config import validate_config
 from monitor_es.domain.partition import Limits
+from monitor_es.domain.schedule import CrontabSchedule
 
 HOURLY = {"schedule_type": "crontab", "schedule": "0 * * * *"}
 EVERY_TEN_MINUTES = {"schedule_type": "interval", "schedule": [10, "minute"]}
@@ -312,6 +313,48 @@ def test_an_edit_that_leaves_the_runtime_unchanged_keeps_heartbeat_extensions() 
     run.checkin(T + minutes(20), "in_progress", id=guid(1))
     run.configure(T + minutes(21), hourly(max_runtime=30, checkin_margin=5))
     assert run.find(guid(1)).timeout_at == T + minutes(50)
+
+
+def test_an_edit_without_a_schedule_changes_only_what_it_names() -> None:
+    """§8.25 with Sentry's partial validation of an edit: `{"checkin_margin": 5}` keeps the
+    schedule and the rest of the config, and "changing `checkin_margin` recomputes every
+    environment's `next_checkin_latest`"."""
+    run = Run()
+    run.configure(T, hourly(max_runtime=20, timezone="Europe/Paris"))
+    run.checkin(T + secs(10), "ok")
+    events = run.configure(T + minutes(5), {"checkin_margin": 5})
+    assert of_type(events, "event_rejected") == []
+    config = run.p.monitors[("acme", "job")].config
+    assert (config.checkin_margin, config.max_runtime, config.timezone) == (5, 20, "Europe/Paris")
+    assert config.schedule == CrontabSchedule(expr="0 * * * *")
+    assert (run.env().next_checkin, run.env().next_checkin_latest) == (
+        T + minutes(60),
+        T + minutes(65),
+    )
+
+
+def test_an_edit_without_a_schedule_is_validated_field_by_field() -> None:
+    """§2.10 on an edit: a bad value is rejected with its message and changes nothing."""
+    run = Run()
+    run.configure(T, HOURLY)
+    events = run.configure(T + minutes(1), {"max_runtime": 0})
+    assert rejections(events) == [
+        [
+            {
+                "type": "monitor_invalid_config",
+                "errors": {"max_runtime": ["Ensure this value is greater than or equal to 1."]},
+            }
+        ]
+    ]
+    assert run.p.monitors[("acme", "job")].config.max_runtime is None
+
+
+def test_a_new_monitor_needs_its_schedule() -> None:
+    """§2.10: `schedule` is required when the monitor is created."""
+    run = Run()
+    events = run.configure(T, {"checkin_margin": 5})
+    assert error_types(events) == ["monitor_invalid_config"]
+    assert ("acme", "job") not in run.p.monitors
 
 
 # --- the same through `monitor-es simulate FILE --json` -----------------------------------------
