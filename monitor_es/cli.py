@@ -3,30 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import signal
 import sys
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from tempfile import TemporaryFile
+from typing import Any, cast
 
 import msgspec
+from redis.exceptions import RedisError
 
-from monitor_es.domain.partition import Limits
+from monitor_es.domain.partition import Limits, Partition
+from monitor_es.domain.state import Environment
 from monitor_es.producer import Producer
 from monitor_es.redis_simulate import simulate_on_redis
-from monitor_es.replay import simulate
-from monitor_es.scenario import line_of
+from monitor_es.replay import ReducerFailed, fold_scenario
+from monitor_es.scenario import InvalidLine, line_of
 from monitor_es.store.connection import Client, connect
 from monitor_es.store.deployment import DeploymentMismatch, init_deployment, load_deployment
 from monitor_es.workers.demo import run_demo
 from monitor_es.workers.pulser import Pulser
 from monitor_es.workers.runner import WorkerProcess
 from monitor_es.workers.tail import follow
-from projections.report import build_report
+from projections.report import EventSpool, Report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,26 +134,60 @@ def limits_from(args: argparse.Namespace) -> Limits:
 
 def _simulate(args: argparse.Namespace) -> int:
     try:
-        text = args.file.read_text(encoding="utf-8")
+        source = sys.stdin.buffer if str(args.file) == "-" else args.file.open("rb")
     except OSError as exc:
-        print(f"monitor-es: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        print(f"monitor-es: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    lines, limits = text.splitlines(), limits_from(args)
-    if args.redis_url:
-        run = simulate_on_redis(connect(args.redis_url), lines, args.partitions, limits)
-        environments, events, invalid = run.environments, run.events, run.invalid
-    else:
-        result = simulate(lines, limits)
-        environments = result.partition.all_environments()
-        events, invalid = result.events, result.invalid
-    report = build_report(
-        environments, events, [(bad.line, bad.message) for bad in invalid], line_of
-    )
-    if args.json:
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(report)).decode() + "\n")
-    else:
-        print_summary(report)
+    with source, ExitStack() as stack:
+        spool = EventSpool(stack.enter_context(TemporaryFile())) if args.json else None
+        report = Report(line_of, spool)
+        try:
+            environments = _fold_scenario(args, source, report)
+        except OSError as exc:  # the file went away or failed while it was read
+            print(f"monitor-es: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        except ReducerFailed as exc:
+            print(f"monitor-es: {args.file}: {exc} (a bug in monitor-es)", file=sys.stderr)
+            return 1
+        except RedisError as exc:
+            print(f"monitor-es: Redis at {args.redis_url}: {exc}", file=sys.stderr)
+            return 2
+        try:
+            if args.json:
+                report.write_json(sys.stdout.buffer, environments)
+                sys.stdout.buffer.flush()
+            else:
+                print_summary(report, environments)
+                sys.stdout.flush()
+        except BrokenPipeError:  # `monitor-es simulate ... | head`: the reader left
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
+    # Rejected lines are results (the document lists them), not a failure of the command.
     return 0
+
+
+def _fold_scenario(
+    args: argparse.Namespace, source: Iterable[bytes], report: Report
+) -> list[Environment]:
+    """Folds the scenario into the report, streaming it unless it goes through Redis."""
+    limits = limits_from(args)
+    if args.redis_url:
+        # It hands the lines to split_scenario, which reads bytes lines too (its Iterable[str]
+        # annotation predates that).
+        lines = cast("Iterable[str]", source)
+        run = simulate_on_redis(connect(args.redis_url), lines, args.partitions, limits)
+        for bad in run.invalid:
+            report.add_invalid(bad.line, bad.message)
+        for event in run.events:
+            report.add_event(event)
+        return run.environments
+    partition = Partition(limits)
+    for item in fold_scenario(partition, source):
+        if isinstance(item, InvalidLine):
+            report.add_invalid(item.line, item.message)
+        else:
+            report.add_event(item)
+    return partition.all_environments()
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -226,28 +265,50 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_summary(report: dict[str, Any]) -> None:
+def print_summary(report: Report, environments: Iterable[Environment]) -> None:
     """A readable summary of a simulate document."""
-    print(f"{len(report['environments'])} environment(s)")
-    for env in report["environments"]:
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")  # any name prints, in any locale
+    rows = report.environment_rows(environments)
+    print(f"{len(rows)} environment(s)")
+    for env in rows:
         name = f"{env['project']}/{env['monitor_slug']}/{env['environment']}"
-        incident = " INCIDENT OPEN" if env["incident"] else ""
-        muted = " (muted)" if env["muted"] else ""
-        print(f"  {name}: {env['status']}{incident}{muted}, next {env['next_checkin']}")
-    statuses = Counter(row["status"] for row in report["check_ins"])
-    counted = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
-    print(f"{len(report['check_ins'])} check-in(s): {counted or 'none'}")
-    print(f"{len(report['incidents'])} incident(s)")
-    for incident in report["incidents"]:
-        state = f"resolved {incident['resolved_at']}" if incident["resolved_at"] else "open"
-        print(f"  {incident['fingerprint']}: started {incident['started_at']}, {state}")
-    kinds = Counter(event["type"] for event in report["events"])
-    print(f"{len(report['events'])} derived event(s): " + ", ".join(
-        f"{n} {kind}" for kind, n in sorted(kinds.items())
-    ))  # fmt: skip
-    for row in report["rejected"]:
+        incident = env["incident"]
+        notes = [env["status"]]
+        if incident:
+            notes.append(f"incident open since {incident['started_at']}")
+        if env["muted"]:
+            notes.append("muted")
+        notes.append(f"next check-in {env['next_checkin'] or 'not expected'}")
+        print(f"  {name}: " + ", ".join(notes))
+    statuses = report.history.check_in_statuses()
+    print(f"{sum(statuses.values())} check-in(s){_counted(statuses)}")
+    incidents = report.history.incident_rows()
+    print(f"{len(incidents)} incident(s)")
+    for row in incidents:
+        state = f"resolved {row['resolved_at']}" if row["resolved_at"] else "open"
+        print(f"  {row['fingerprint']}: started {row['started_at']}, {state}")
+    print(f"{sum(report.event_counts.values())} derived event(s){_counted(report.event_counts)}")
+    rejected = report.rejected_rows()
+    print(f"{len(rejected)} rejected line(s)")
+    for row in rejected:
         types = ", ".join(str(e["type"]) for e in row["errors"])
         print(f"  line {row['line']} rejected: {types}")
+        for error in row["errors"]:
+            if len(error) > 1:
+                print(f"    {_details(error)}")
+
+
+def _counted(counts: Counter[str]) -> str:
+    return ": " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) if counts else ""
+
+
+def _details(error: dict[str, Any]) -> str:
+    """What an error says beyond its type: an invalid line's reason, a typed error's fields."""
+    if set(error) == {"type", "message"}:
+        return str(error["message"])
+    rest = {key: value for key, value in error.items() if key != "type"}
+    return f"{error['type']}: {msgspec.json.encode(rest).decode()}"
 
 
 if __name__ == "__main__":

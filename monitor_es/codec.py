@@ -20,6 +20,7 @@ from monitor_es.domain.payload import normalise_guid
 from monitor_es.domain.reducer import LogEntry
 from monitor_es.domain.state import Environment, Monitor
 from monitor_es.domain.time import from_ms, to_ms
+from monitor_es.msgpack_depth import MAX_NESTING, nests_too_deep
 
 CHECK_IN_V1: Final = 1
 _STATUS_CODES: Final = {"ok": 0, "error": 1, "in_progress": 2}
@@ -35,6 +36,15 @@ _clock_decoder = msgspec.msgpack.Decoder(ClockState)
 class UndecodableEntry(ValueError):
     """A log entry that is not a readable event (it goes to the dead-letter stream)."""
 
+    def __init__(self, entry_id: str, reason: str) -> None:
+        super().__init__(f"undecodable entry {entry_id}: {reason}")
+        self.entry_id = entry_id
+        self.reason = reason
+
+
+class InvalidEvent(ValueError):
+    """An inbound event that cannot go on the log: it does not encode, or not decode back."""
+
 
 # ---------------------------------------------------------------- log entries
 
@@ -44,6 +54,24 @@ def encode_event(event: InboundEvent) -> bytes:
     if isinstance(event, CheckInReported):
         return _encoder.encode(_check_in_wire(event))
     return _encoder.encode(event)
+
+
+def encode_valid_event(event: InboundEvent) -> bytes:
+    """``encode_event`` for events built in Python: raises InvalidEvent unless the bytes
+    decode back to an event, so what the producer appends never ends in the dead letters.
+
+    Structs do not check their field types when built, so a wrong type (a project that is
+    an int, a naive ``received``, an int beyond 64 bits) shows up only here.
+    """
+    try:
+        payload = encode_event(event)
+    except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError) as exc:
+        raise InvalidEvent(f"{type(event).__name__} cannot be encoded: {exc}") from None
+    try:
+        decode_entry("0-1", payload)
+    except UndecodableEntry as exc:
+        raise InvalidEvent(f"{type(event).__name__} would not decode: {exc.reason}") from None
+    return payload
 
 
 class _CheckInWire(msgspec.Struct, array_like=True, omit_defaults=True, tag=CHECK_IN_V1, gc=False):
@@ -93,14 +121,26 @@ def _check_in_wire(event: CheckInReported) -> _CheckInWire:
 
 def decode_entry(entry_id: str, payload: bytes) -> LogEntry:
     """A log entry from its stream id (broker time) and payload; raises UndecodableEntry."""
-    ts = from_ms(int(entry_id.partition("-")[0]))
     try:
+        # A hand-written id can lie beyond datetime's year 9999.
+        ts = from_ms(int(entry_id.partition("-")[0]))
+        # Only a payload longer than the limit can nest deeper: the common check-in skips it.
+        if len(payload) > MAX_NESTING and nests_too_deep(payload):
+            raise ValueError(f"containers nested deeper than {MAX_NESTING} levels")
         if payload and payload[0] in _ARRAY_HEADERS:
             event: InboundEvent = _check_in_from_wire(_check_in_decoder.decode(payload))
         else:
             event = _inbound_decoder.decode(payload)
-    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-        raise UndecodableEntry(f"undecodable entry {entry_id}: {exc}") from None
+    except (
+        msgspec.DecodeError,
+        msgspec.ValidationError,
+        ValueError,
+        OverflowError,  # datetime.fromtimestamp, documented
+        OSError,  # datetime.fromtimestamp, documented
+        RecursionError,  # a backstop: the nesting limit keeps msgspec far from it
+    ) as exc:
+        reason = str(exc) if payload else "no payload (an empty or missing `e` field)"
+        raise UndecodableEntry(entry_id, reason) from None
     return LogEntry(entry_id, ts, event)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from monitor_es.codec import encode_event
+from monitor_es.codec import InvalidEvent, encode_valid_event
 from monitor_es.domain.config import slugify
 from monitor_es.domain.events import ClockDecided, ClockPulsed, InboundEvent
 from monitor_es.store.connection import Client
@@ -39,11 +39,18 @@ class Producer:
     def append_all(
         self, events: Sequence[InboundEvent], ids: Sequence[str] | None = None
     ) -> list[str]:
-        """Appends events in one pipeline; `ids` (one per event) forces explicit entry ids."""
+        """Appends events in one pipeline; `ids` (one per event) forces explicit entry ids.
+
+        Raises InvalidEvent, before appending anything, if an event could not be read back
+        from the log (a field of the wrong type): the caller learns it, not the dead letters.
+        """
         items: list[tuple[int, bytes]] = []
         explicit: list[str] = []
         for n, event in enumerate(events):
-            payload = encode_event(event)
+            try:
+                payload = encode_valid_event(event)
+            except InvalidEvent as exc:
+                raise InvalidEvent(f"event {n}: {exc}") from None
             for partition in partitions_of(event, self.partitions):
                 items.append((partition, payload))
                 if ids is not None:

@@ -2,12 +2,16 @@
 
 Check-ins and incidents are read models folded from the derived events, exactly as a
 projector folds the out stream, so the in-memory and Redis-backed simulations share it.
+`Report` folds one event at a time, so the command can stream a scenario of any length:
+only the read models stay in memory, and the events go to a spool file on their way out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any, Final
 
 import msgspec
 
@@ -23,7 +27,7 @@ from monitor_es.domain.events import (
 from monitor_es.domain.state import Environment
 from monitor_es.domain.time import iso
 
-_CHECKIN_FIELDS = (
+_CHECKIN_FIELDS: Final = (
     "project",
     "monitor_slug",
     "environment",
@@ -35,6 +39,8 @@ _CHECKIN_FIELDS = (
     "timeout_at",
     "duration_ms",
 )
+_INDENT: Final = 2  # msgspec.json.format's indent, which the old whole-document output used
+_CLOSE: Final = b"\n  ]"
 
 
 def environment_row(env: Environment) -> dict[str, Any]:
@@ -59,18 +65,35 @@ def environment_row(env: Environment) -> dict[str, Any]:
     }
 
 
+def check_in_row(event: CheckInCreated | CheckInUpdated) -> dict[str, Any]:
+    """A check-in as its latest created/updated event left it, in the document's form."""
+    return {name: msgspec.to_builtins(getattr(event, name)) for name in _CHECKIN_FIELDS}
+
+
 class History:
     """Check-ins and incidents in creation order, folded from derived events."""
 
     def __init__(self) -> None:
-        self.check_ins: dict[tuple[str, str], dict[str, Any]] = {}
+        # The latest event of each check-in: a compact struct, turned into a row on output.
+        self.latest: dict[tuple[str, str], CheckInCreated | CheckInUpdated] = {}
         self.incidents: dict[str, dict[str, Any]] = {}
+
+    def check_in_rows(self) -> Iterator[dict[str, Any]]:
+        """Every check-in row, in creation order."""
+        return map(check_in_row, self.latest.values())
+
+    def check_in_statuses(self) -> Counter[str]:
+        """How many check-ins end in each status."""
+        return Counter(str(event.status) for event in self.latest.values())
+
+    def incident_rows(self) -> list[dict[str, Any]]:
+        """Every incident row, in creation order."""
+        return list(self.incidents.values())
 
     def apply(self, event: DerivedEvent) -> None:
         """Folds one derived event into the read models."""
         if isinstance(event, CheckInCreated | CheckInUpdated):
-            row = {name: _json(getattr(event, name)) for name in _CHECKIN_FIELDS}
-            self.check_ins[(event.project, event.check_in_id)] = row
+            self.latest[(event.project, event.check_in_id)] = event
         elif isinstance(event, IncidentOpened):
             self.incidents[event.incident_id] = {
                 "id": event.incident_id,
@@ -89,8 +112,96 @@ class History:
             row["resolved_at"] = iso(event.resolved_at)
 
 
-def _json(value: Any) -> Any:
-    return msgspec.to_builtins(value)
+class EventSpool:
+    """The `events` section on its way out, in a file: each event in its indented form."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
+        self.count = 0
+
+    def add(self, event: DerivedEvent) -> None:
+        """Writes one event, indented as an item of a top-level list."""
+        if self.count:
+            self.file.write(b",\n")
+        self.file.write(_item(msgspec.json.encode(event_json(event))))
+        self.count += 1
+
+
+class Report:
+    """The document folded one derived event (or invalid line) at a time."""
+
+    def __init__(self, line_of: Callable[[str], int], spool: EventSpool | None = None) -> None:
+        self.line_of = line_of
+        self.history = History()
+        self.rejected: list[dict[str, Any]] = []
+        self.event_counts: Counter[str] = Counter()
+        self.spool = spool
+
+    def add_event(self, event: DerivedEvent) -> None:
+        """Folds one derived event (and spools it, if the events are written out)."""
+        self.history.apply(event)
+        self.event_counts[str(type(event).__struct_config__.tag)] += 1
+        if isinstance(event, EventRejected):
+            self.rejected.append({"line": self.line_of(event.entry_id), "errors": event.errors})
+        if self.spool is not None:
+            self.spool.add(event)
+
+    def add_invalid(self, line: int, message: str) -> None:
+        """Records a line that is not an event."""
+        self.rejected.append(
+            {"line": line, "errors": [{"type": "invalid_event", "message": message}]}
+        )
+
+    def environment_rows(self, environments: Iterable[Environment]) -> list[dict[str, Any]]:
+        """The environments section: sorted by (project, monitor_slug, environment)."""
+        return [environment_row(env) for env in sorted(environments, key=lambda env: env.key)]
+
+    def rejected_rows(self) -> list[dict[str, Any]]:
+        """The rejected section, by line (a line has one row)."""
+        return sorted(self.rejected, key=lambda row: int(row["line"]))
+
+    def write_json(self, out: IO[bytes], environments: Iterable[Environment]) -> None:
+        """Writes the whole document as indented JSON, events copied from the spool."""
+        if self.spool is None:
+            raise ValueError("write_json needs a report that spooled its events")
+        out.write(b'{\n  "environments": ')
+        _write_list(out, self.environment_rows(environments))
+        out.write(b',\n  "check_ins": ')
+        _write_list(out, self.history.check_in_rows())
+        out.write(b',\n  "incidents": ')
+        _write_list(out, self.history.incident_rows())
+        out.write(b',\n  "events": ')
+        _write_events(out, self.spool)
+        out.write(b',\n  "rejected": ')
+        _write_list(out, self.rejected_rows())
+        out.write(b"\n}\n")
+
+
+def _item(encoded: bytes) -> bytes:
+    """One JSON value indented as an item of a top-level list (two levels deep)."""
+    formatted = msgspec.json.format(encoded, indent=_INDENT)
+    pad = b" " * (2 * _INDENT)
+    return pad + formatted.replace(b"\n", b"\n" + pad)
+
+
+def _write_list(out: IO[bytes], items: Iterable[dict[str, Any]]) -> None:
+    empty = True
+    for item in items:
+        out.write(b",\n" if not empty else b"[\n")
+        out.write(_item(msgspec.json.encode(item)))
+        empty = False
+    out.write(b"[]" if empty else _CLOSE)
+
+
+def _write_events(out: IO[bytes], spool: EventSpool) -> None:
+    if not spool.count:
+        out.write(b"[]")
+        return
+    out.write(b"[\n")
+    spool.file.flush()
+    spool.file.seek(0)
+    shutil.copyfileobj(spool.file, out)
+    out.write(_CLOSE)
 
 
 def build_report(
@@ -100,21 +211,15 @@ def build_report(
     line_of: Callable[[str], int],
 ) -> dict[str, Any]:
     """The full `simulate --json` document."""
-    history = History()
-    rejected: list[dict[str, Any]] = [
-        {"line": line, "errors": [{"type": "invalid_event", "message": message}]}
-        for line, message in invalid
-    ]
+    report = Report(line_of)
+    for line, message in invalid:
+        report.add_invalid(line, message)
     for event in events:
-        history.apply(event)
-        if isinstance(event, EventRejected):
-            rejected.append({"line": line_of(event.entry_id), "errors": event.errors})
-    rejected.sort(key=lambda row: int(row["line"]))
-    envs = sorted(environments, key=lambda env: env.key)
+        report.add_event(event)
     return {
-        "environments": [environment_row(env) for env in envs],
-        "check_ins": list(history.check_ins.values()),
-        "incidents": list(history.incidents.values()),
+        "environments": report.environment_rows(environments),
+        "check_ins": list(report.history.check_in_rows()),
+        "incidents": report.history.incident_rows(),
         "events": [event_json(event) for event in events],
-        "rejected": rejected,
+        "rejected": report.rejected_rows(),
     }

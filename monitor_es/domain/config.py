@@ -17,6 +17,9 @@ from typing import Final, Literal, NamedTuple, TypeAlias, TypeGuard, TypeVar
 import msgspec
 
 from monitor_es.domain.schedule import (
+    INVALID as SCHEDULE_INVALID,
+)
+from monitor_es.domain.schedule import (
     NOT_PARSEABLE,
     CrontabSchedule,
     IntervalSchedule,
@@ -185,6 +188,18 @@ _INTERVAL_UNITS: Final[dict[str, IntervalUnit]] = {
     "minute": "minute",
 }
 
+# The longest interval per unit, about 1,000 years: like a crontab that never matches
+# (spec §2.10 "Schedule is invalid"), a longer one has no next slot datetime can hold, and
+# each check-in of its monitor would fail instead of its config.
+_MAX_INTERVAL_COUNT: Final[dict[IntervalUnit, int]] = {
+    "year": 1_000,
+    "month": 12_000,
+    "week": 52_178,
+    "day": 365_250,
+    "hour": 8_766_000,
+    "minute": 525_960_000,
+}
+
 _T = TypeVar("_T")
 
 
@@ -286,6 +301,8 @@ def _interval(value: object) -> IntervalSchedule:
     unit_name = _INTERVAL_UNITS.get(unit) if isinstance(unit, str) else None
     if unit_name is None:
         raise _FieldError(INVALID_INTERVAL_UNIT)
+    if count > _MAX_INTERVAL_COUNT[unit_name]:
+        raise _FieldError(SCHEDULE_INVALID)
     return IntervalSchedule(count=count, unit=unit_name)
 
 

@@ -9,11 +9,15 @@ entry. Schema evolution adds fields with defaults and never renames a tag.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 # ---------------------------------------------------------------- inbound (the log)
+
+# An instant on the log must carry its time zone: the fold compares it with broker times,
+# and a naive one would make it raise (and, stored in the clock, every later tick too).
+Instant = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 class Inbound(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
@@ -30,7 +34,7 @@ class CheckInReported(Inbound, frozen=True, tag="check_in"):
     environment: Any = None
     duration: Any = None
     monitor_config: Any = None
-    received: datetime | None = None
+    received: Instant | None = None
     trace_id: Any = None
 
 
@@ -74,7 +78,7 @@ class ClockPulsed(Inbound, frozen=True, tag="clock_pulse"):
 class ClockDecided(Inbound, frozen=True, tag="clock_decision"):
     """The system-incident verdict for one tick minute (spec §6.1), broadcast to partitions."""
 
-    minute: datetime
+    minute: Instant
     decision: Literal["normal", "abnormal", "incident", "recovering"]
 
 

@@ -89,9 +89,11 @@ def _duration_ms(duration: Any, problems: dict[str, list[str]]) -> int | None:
     if not math.isfinite(duration):
         problems["duration"] = ["A valid integer is required."]
         return None
-    ms = int(duration * 1000)
-    if ms < 0:
+    scaled = duration * 1000  # a finite float can still overflow to infinity here
+    if scaled <= -1:  # exactly when int(scaled) < 0: int() truncates towards zero
         problems["duration"] = ["Ensure this value is greater than or equal to 0."]
-    elif ms > MAX_DURATION_MS:
+        return None
+    if scaled >= MAX_DURATION_MS + 1:  # exactly when int(scaled) > MAX_DURATION_MS
         problems["duration"] = [f"Ensure this value is less than or equal to {MAX_DURATION_MS}."]
-    return ms
+        return None
+    return int(scaled)

@@ -280,7 +280,7 @@ def _raw_entries(reply: Any) -> list[Entry]:
     listed = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
     entries: list[Entry] = []
     for entry_id, fields in listed:
-        if fields and fields[0] == keys.ENTRY_FIELD:
+        if fields and len(fields) == 2 and fields[0] == keys.ENTRY_FIELD:
             payload = fields[1]  # the usual shape, without building a dict
         elif fields:
             payload = _payload(dict(zip(fields[::2], fields[1::2], strict=True)))

@@ -166,6 +166,12 @@ class PartitionWorker:
                 fresh.append(decode_entry(entry_id, payload))
             except UndecodableEntry as exc:
                 dead.append(DeadLetter(entry_id, str(exc), 1, payload))
+            except Exception as exc:  # a decoder bug must not stop the partition either
+                log.exception(
+                    "partition %s: entry %s broke the decoder", self.store.partition, entry_id
+                )
+                reason = f"undecodable entry {entry_id}: {type(exc).__name__}: {exc}"
+                dead.append(DeadLetter(entry_id, reason, 1, payload))
         applied, events, failed = self._fold(fresh, dead, raw)
         acked = [entry_id for entry_id, _ in raw]
         if failed is not None:

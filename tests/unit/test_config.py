@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import string
 import zoneinfo
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -30,6 +30,7 @@ from monitor_es.domain.schedule import (
     IntervalSchedule,
     IntervalUnit,
     Schedule,
+    next_expected,
     parse_crontab,
 )
 
@@ -210,6 +211,16 @@ SCHEDULE_ERROR_ROWS = [
         {"schedule_type": "interval", "schedule": [2**63, "minute"]},
         {"schedule": ["Invalid schedule for schedule unit count"]},
         id="interval-count-beyond-int64",
+    ),
+    pytest.param(
+        {"schedule_type": "interval", "schedule": [1_001, "year"]},
+        {"schedule": ["Schedule is invalid"]},
+        id="interval-beyond-a-thousand-years",
+    ),
+    pytest.param(
+        {"schedule_type": "interval", "schedule": [525_960_001, "minute"]},
+        {"schedule": ["Schedule is invalid"]},
+        id="interval-minutes-beyond-a-thousand-years",
     ),
     pytest.param(
         {"schedule_type": "interval", "schedule": [0, "minute"]},
@@ -583,7 +594,7 @@ schedules = st.one_of(
     st.sampled_from(CRONTABS).map(parse_crontab),
     st.builds(
         IntervalSchedule,
-        count=st.integers(min_value=1, max_value=10_000),
+        count=st.integers(min_value=1, max_value=1_000),  # 1,000 years at most
         unit=st.sampled_from(UNITS),
     ),
 )
@@ -733,3 +744,15 @@ def test_the_plain_slug_shortcut_agrees_with_full_slugify(raw: str) -> None:
     from monitor_es.domain import config
 
     assert slugify(raw) == config._slugify(raw)
+
+
+@pytest.mark.parametrize(
+    ("count", "unit"), [(1_000, "year"), (12_000, "month"), (525_960_000, "minute")]
+)
+def test_an_interval_of_a_thousand_years_is_still_valid_and_has_a_next_slot(
+    count: int, unit: str
+) -> None:
+    config = validate_config({"schedule_type": "interval", "schedule": [count, unit]})
+    assert isinstance(config, MonitorConfig)
+    later = next_expected(config.schedule, "UTC", datetime(8000, 1, 1, tzinfo=UTC))
+    assert later > datetime(8000, 1, 1, tzinfo=UTC)
