@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from tempfile import TemporaryFile
+from types import FrameType
 from typing import Any, cast
 
 import msgspec
@@ -25,13 +26,17 @@ from monitor_es.producer import Producer
 from monitor_es.redis_simulate import simulate_on_redis
 from monitor_es.replay import ReducerFailed, fold_scenario
 from monitor_es.scenario import InvalidLine, line_of
-from monitor_es.store.connection import Client, connect
+from monitor_es.store.connection import UNAVAILABLE, Client, connect, safe_url
 from monitor_es.store.deployment import DeploymentMismatch, init_deployment, load_deployment
 from monitor_es.workers.demo import run_demo
 from monitor_es.workers.pulser import Pulser
-from monitor_es.workers.runner import WorkerProcess
+from monitor_es.workers.runner import WorkerProcess, backoff
 from monitor_es.workers.tail import follow
 from projections.report import EventSpool, Report
+
+log = logging.getLogger("monitor_es.cli")
+# While Redis is unreachable at start, `worker` and `pulse` try again at most this often.
+CONNECT_RETRY_MAX_S = 5.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -196,31 +201,63 @@ def _init(args: argparse.Namespace) -> int:
     except DeploymentMismatch as exc:
         print(f"monitor-es: {exc}", file=sys.stderr)
         return 1
+    except UNAVAILABLE as exc:
+        print(
+            f"monitor-es: cannot reach Redis at {safe_url(args.redis_url)}: {exc}", file=sys.stderr
+        )
+        return 1
     print(f"deployment ready: {deployment.partitions} partitions")
     return 0
 
 
 def _stop_on_signals() -> threading.Event:
+    """SIGTERM or SIGINT asks for a clean stop; a second one stops at once."""
     stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.info("%s: stopping (send it again to stop at once)", signal.Signals(signum).name)
+        stop.set()
+        for again in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(again, signal.SIG_DFL)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, handle)
     return stop
 
 
-def _deployment(client: Client) -> int | None:
-    deployment = load_deployment(client)
-    if deployment is None:
-        print("monitor-es: not initialised; run `monitor-es init` first", file=sys.stderr)
-        return None
-    return deployment.partitions
+def _deployment(client: Client, url: str | None, stop: threading.Event) -> int | None:
+    """The partition count, once Redis answers; None if not initialised or stopped first.
+
+    A long-running process started before Redis (or while it restarts) waits for it rather
+    than crash-looping under its supervisor.
+    """
+    wait: float | None = None
+    while not stop.is_set():
+        try:
+            deployment = load_deployment(client)
+        except UNAVAILABLE as exc:
+            wait = backoff(wait, CONNECT_RETRY_MAX_S)
+            log.warning(
+                "cannot reach Redis at %s (%s); retrying in %.1fs", safe_url(url), exc, wait
+            )
+            stop.wait(wait)
+            continue
+        if deployment is None:
+            print("monitor-es: not initialised; run `monitor-es init` first", file=sys.stderr)
+            return None
+        if wait is not None:
+            log.info("connected to Redis at %s", safe_url(url))
+        return deployment.partitions
+    return None
 
 
 def _worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = _stop_on_signals()
     client = connect(args.redis_url)
-    partitions = _deployment(client)
+    partitions = _deployment(client, args.redis_url, stop)
     if partitions is None:
-        return 1
+        return 0 if stop.is_set() else 1
     process = WorkerProcess(
         client,
         partitions,
@@ -228,20 +265,21 @@ def _worker(args: argparse.Namespace) -> int:
         lease_ttl_ms=args.lease_ttl_ms,
         batch=args.batch,
     )
-    process.run(_stop_on_signals())
+    process.run(stop)
     return 0
 
 
 def _pulse(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = _stop_on_signals()
     client = connect(args.redis_url)
-    partitions = _deployment(client)
+    partitions = _deployment(client, args.redis_url, stop)
     if partitions is None:
-        return 1
+        return 0 if stop.is_set() else 1
     pulser = Pulser(
         client, partitions, interval_s=args.interval, system_incidents=args.system_incidents
     )
-    pulser.run(_stop_on_signals())
+    pulser.run(stop)
     return 0
 
 

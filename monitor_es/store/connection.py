@@ -5,13 +5,29 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import fakeredis
 from redis import Redis
 from redis.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # Every store function accepts either client; keys.py keeps each commit in one slot.
 Client = Redis | RedisCluster
+
+# Redis is unreachable, restarting (LOADING is a redis ConnectionError) or the connection
+# broke with a command in flight (pipe.PipeBroken is a builtin ConnectionError): the command's
+# outcome is unknown. Long-running processes reload what they need from Redis and go on.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+# Any failed Redis call: unavailable, or an error reply.
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, *UNAVAILABLE)
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 # The embedded server speaks Redis 7.0, the oldest version monitor-es supports.
@@ -47,6 +63,18 @@ def connect(url: str | None, *, cluster: bool = False) -> Client:
     if cluster:
         return RedisCluster.from_url(url, decode_responses=False)
     return Redis.from_url(url, decode_responses=False)
+
+
+def safe_url(url: str | None) -> str:
+    """``url`` with its password masked, for messages and logs."""
+    if url is None:
+        return "the embedded in-process Redis"
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
 
 
 def as_bytes(value: bytes | str | int | float) -> bytes:

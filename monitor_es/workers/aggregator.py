@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from redis.typing import EncodableT, FieldT
+
 from monitor_es.domain.events import ClockDecided
 from monitor_es.domain.system_incidents import (
     Decision,
@@ -71,18 +73,20 @@ class Aggregator:
         return trunc_minute(from_ms(min(int(t) for t in times)))
 
     def _decide(self, tick: datetime) -> list[ClockDecided]:
+        # A crash may come between any two writes, and the next aggregator decides this tick
+        # again from what is stored. So the stored decisions, which that decision is computed
+        # from, are rewritten last, in one HSET; everything before it is repeated the same
+        # way (the broadcast at least once: a repeated decision entry changes no reducer).
         result = decide(tick, self._metric_class, self._stored, self.thresholds)
         decisions = [(tick, result.decision), *result.backfill]
-        pipe = self.client.pipeline(transaction=False)
-        for minute, decision in decisions:
-            pipe.hset(keys.SYSTEM_INCIDENT_LOG, str(_epoch(minute)), decision.value)
-        pipe.execute()
+        events = [ClockDecided(minute=minute, decision=d.value) for minute, d in decisions]
+        self.producer.append_all(events)
         if result.transition is Transition.INCIDENT_STARTED:
             self.client.hset(keys.SYSTEM_INCIDENT_STATE, _INCIDENT_START, _epoch(result.ts))
         elif result.transition is Transition.INCIDENT_RECOVERED:
             self._prune(result.ts)
-        events = [ClockDecided(minute=minute, decision=d.value) for minute, d in decisions]
-        self.producer.append_all(events)
+        rewrite: dict[FieldT, EncodableT] = {_epoch(minute): d.value for minute, d in decisions}
+        self.client.hset(keys.SYSTEM_INCIDENT_LOG, mapping=rewrite)
         return events
 
     def _stored(self, minute: datetime) -> Decision | None:

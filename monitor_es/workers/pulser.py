@@ -8,12 +8,16 @@ import threading
 
 from monitor_es.domain.events import ClockPulsed
 from monitor_es.producer import Producer
-from monitor_es.store.connection import Client
+from monitor_es.store.connection import REDIS_ERRORS, Client
+from monitor_es.store.deployment import NotInitialised
 from monitor_es.store.leases import LeaseClient
 from monitor_es.workers.aggregator import Aggregator
-from monitor_es.workers.runner import default_owner
+from monitor_es.workers.runner import backoff, default_owner
 
 log = logging.getLogger(__name__)
+
+# A round fails on these and is retried: Redis unavailable, or a log missing (not initialised).
+_ROUND_ERRORS: tuple[type[Exception], ...] = (*REDIS_ERRORS, NotInitialised)
 
 
 class Pulser:
@@ -38,14 +42,32 @@ class Pulser:
         self.token: int | None = None
 
     def run(self, stop: threading.Event) -> None:
-        """Pulses until `stop` is set."""
+        """Pulses until `stop` is set; a round that fails (Redis unavailable) is retried."""
+        wait: float | None = None
         try:
             while not stop.is_set():
-                self.tick()
+                try:
+                    self.tick()
+                except _ROUND_ERRORS as exc:
+                    wait = backoff(wait, self.interval_s)
+                    log.warning("pulser: round failed (%s); retrying in %.2fs", exc, wait)
+                    stop.wait(wait)
+                    continue
+                if wait is not None:
+                    log.info("pulser: Redis is back")
+                    wait = None
                 stop.wait(self.interval_s)
         finally:
-            if self.token is not None:
-                self.leases.release_pulser(self.token)
+            self._release()
+
+    def _release(self) -> None:
+        token, self.token = self.token, None
+        if token is None:
+            return
+        try:
+            self.leases.release_pulser(token)
+        except REDIS_ERRORS as exc:
+            log.warning("pulser lease not released (%s); it expires by itself", exc)
 
     def tick(self) -> bool:
         """One round: keep or take the lease, then pulse (and decide); True if it pulsed."""

@@ -5,6 +5,14 @@ to `ceil(N / live workers)` and hands back extras, so workers share the partitio
 takes over when another dies (its leases expire; min-idle-0 XAUTOCLAIM is safe thanks to
 the fencing token). Each owned partition has its own thread with its own blocking read,
 which is what Redis Cluster needs (one slot per read) and costs little on one node.
+
+Production faults are survived, not fatal: when Redis restarts or a connection breaks
+(with a commit's outcome unknown), a reducer reloads its partition from Redis, reclaims
+its pending entries and goes on under the same lease; the manager retries its round.
+The fence makes a write after a lost lease harmless, but not a read: entries a stale owner
+reads after its successor's takeover would stay pending for it, below the successor's
+high-water mark. So a reducer only sends a read while its lease is surely still valid
+(measured from the last successful renewal, on this process's monotonic clock).
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from collections.abc import Callable
 import redis
 
 from monitor_es.domain.partition import Limits
-from monitor_es.store.connection import Client
+from monitor_es.store.connection import REDIS_ERRORS, UNAVAILABLE, Client
 from monitor_es.store.functions import Fenced
 from monitor_es.store.leases import Lease, LeaseClient, fair_share
 from monitor_es.store.log import PartitionStore
@@ -27,19 +35,37 @@ from monitor_es.workers.partition import PartitionWorker
 
 log = logging.getLogger(__name__)
 
+# Backoff between attempts while Redis is unavailable.
+RETRY_MIN_S = 0.05
+RETRY_MAX_S = 1.0
+# How often a reducer whose lease is not known to be valid looks again.
+_PAUSE_S = 0.02
+
 
 def default_owner() -> str:
     """A worker name that says where it runs: host:pid."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class _Owned:
-    """One owned partition: its lease and the thread reducing it."""
+def backoff(previous_s: float | None, cap_s: float = RETRY_MAX_S) -> float:
+    """The next wait of an exponential backoff from RETRY_MIN_S up to ``cap_s``."""
+    return min(RETRY_MIN_S if previous_s is None else previous_s * 2, cap_s)
 
-    def __init__(self, lease: Lease, thread: threading.Thread, stop: threading.Event) -> None:
+
+class _Owned:
+    """One owned partition: its lease, the thread reducing it, and until when it is surely ours."""
+
+    def __init__(self, lease: Lease, valid_until: float) -> None:
         self.lease = lease
-        self.thread = thread
-        self.stop = stop
+        self.stop = threading.Event()
+        # Monotonic time before which the lease cannot have expired on the server: taken
+        # before the acquire or renew call was sent, plus the ttl.
+        self.valid_until = valid_until
+        self.thread: threading.Thread | None = None
+
+    def alive(self) -> bool:
+        """True while the reducer thread runs."""
+        return self.thread is not None and self.thread.is_alive()
 
 
 class WorkerProcess:
@@ -64,15 +90,32 @@ class WorkerProcess:
         self.leases = LeaseClient(client, self.owner, lease_ttl_ms)
         self.ttl_ms = lease_ttl_ms
         self.batch = batch
-        self.block_ms = block_ms
+        # A blocking read must end well within the lease (see _may_read); 0 would block forever.
+        self.block_ms = max(min(block_ms, lease_ttl_ms // 4), 1)
+        # A read may start while the lease stays valid for its longest block plus a margin.
+        self._read_guard_s = (self.block_ms + lease_ttl_ms / 10) / 1000
         self.wall_ms = wall_ms
         self.owned: dict[int, _Owned] = {}
 
     def run(self, stop: threading.Event) -> None:
-        """Manages leases until `stop` is set, then releases everything gracefully."""
+        """Manages leases until `stop` is set, then releases everything gracefully.
+
+        A round that fails because Redis is unavailable is retried with backoff: the
+        reducers keep their leases while Redis comes back within the ttl.
+        """
+        wait: float | None = None
         try:
             while not stop.is_set():
-                self.manage()
+                try:
+                    self.manage()
+                except REDIS_ERRORS as exc:
+                    wait = backoff(wait, self.ttl_ms / 3000)
+                    log.warning("manager: Redis unavailable (%s); retrying in %.2fs", exc, wait)
+                    stop.wait(wait)
+                    continue
+                if wait is not None:
+                    log.info("manager: Redis is back")
+                    wait = None
                 stop.wait(self.ttl_ms / 3000)
         finally:
             self.shutdown()
@@ -80,19 +123,22 @@ class WorkerProcess:
     def manage(self) -> None:
         """One round: heartbeat, renew, drop lost or surplus leases, take free partitions."""
         self.leases.heartbeat(self.wall_ms())
+        lost: list[int] = []
         for partition, owned in list(self.owned.items()):
-            if not owned.thread.is_alive() or not self.leases.renew(owned.lease):
-                self._drop(partition)
+            if not (owned.alive() and self._renew(owned)):
+                lost.append(partition)
+        self._drop(lost)
         live = max(len(self.leases.live_workers(self.wall_ms())), 1)
         share = fair_share(self.partitions, live)
-        for partition in sorted(self.owned, reverse=True)[: max(len(self.owned) - share, 0)]:
-            self._drop(partition)  # hand surplus back so a newcomer gets its share
+        # Hand surplus back so a newcomer gets its share.
+        self._drop(sorted(self.owned, reverse=True)[: max(len(self.owned) - share, 0)])
         for partition in self._candidates():
             if len(self.owned) >= share:
                 break
+            sent = time.monotonic()
             lease = self.leases.acquire(partition)
             if lease is not None:
-                self._start(lease)
+                self._start(lease, sent + self.ttl_ms / 1000)
 
     def _candidates(self) -> list[int]:
         # Start the search at a per-owner offset so workers do not all race for partition 0.
@@ -100,46 +146,133 @@ class WorkerProcess:
         order = [(offset + i) % self.partitions for i in range(self.partitions)]
         return [p for p in order if p not in self.owned]
 
-    def _start(self, lease: Lease) -> None:
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=self._reduce, args=(lease, stop), name=f"reducer-p{lease.partition}", daemon=True
+    def _start(self, lease: Lease, valid_until: float) -> None:
+        owned = _Owned(lease, valid_until)
+        owned.thread = threading.Thread(
+            target=self._reduce, args=(owned,), name=f"reducer-p{lease.partition}", daemon=True
         )
-        self.owned[lease.partition] = _Owned(lease, thread, stop)
-        thread.start()
+        self.owned[lease.partition] = owned
+        owned.thread.start()
         log.info("partition %s: taken with token %s", lease.partition, lease.token)
 
-    def _reduce(self, lease: Lease, stop: threading.Event) -> None:
-        consumer = f"{self.owner}:{lease.token}"
-        try:
-            worker = PartitionWorker(
-                PartitionStore(self.client, lease.partition),
-                lease.token,
-                consumer,
-                self.limits,
-                pipelined=type(self.client) is redis.Redis,  # one node: overlap commits
-            )
-            try:
-                while not stop.is_set():
-                    worker.step(self.batch, self.block_ms)
-            finally:
-                worker.close()
-        except Fenced:
-            log.warning("partition %s: fenced, another worker owns it now", lease.partition)
-        except Exception:
-            log.exception("partition %s: reducer stopped", lease.partition)
+    def _may_read(self, owned: _Owned) -> bool:
+        return time.monotonic() + self._read_guard_s < owned.valid_until
 
-    def _drop(self, partition: int) -> None:
-        owned = self.owned.pop(partition)
-        owned.stop.set()
-        owned.thread.join(timeout=self.block_ms / 1000 + 5)
-        self.leases.release(owned.lease)
-        log.info("partition %s: released", partition)
+    def _renew(self, owned: _Owned) -> bool:
+        """Renews the lease now; False if it is lost (the manager then drops the partition)."""
+        sent = time.monotonic()
+        if not self.leases.renew(owned.lease):
+            return False
+        owned.valid_until = max(owned.valid_until, sent + self.ttl_ms / 1000)
+        return True
+
+    def _reduce(self, owned: _Owned) -> None:
+        partition = owned.lease.partition
+        wait: float | None = None
+        while not owned.stop.is_set():
+            started = time.monotonic()
+            try:
+                self._reduce_while_owned(owned)
+                return
+            except Fenced:
+                log.warning("partition %s: fenced, another worker owns it now", partition)
+                return
+            except UNAVAILABLE as exc:
+                # The outcome of what was in flight is unknown: reload state and high-water
+                # mark from Redis and reclaim our pending entries, under the same lease.
+                first = wait is None or time.monotonic() - started > RETRY_MAX_S
+                wait = backoff(None if first else wait)
+                log.log(
+                    logging.WARNING if first else logging.DEBUG,
+                    "partition %s: Redis unavailable (%s); reloading in %.2fs",
+                    partition,
+                    exc,
+                    wait,
+                )
+            except Exception:
+                log.exception("partition %s: reducer stopped", partition)
+                return
+            owned.stop.wait(wait)
+
+    def _reduce_while_owned(self, owned: _Owned) -> None:
+        lease = owned.lease
+        # Redis may have restarted, even from older data: go on only if it still says the
+        # lease is ours. With a lost lease the thread ends and the manager drops it.
+        if not self._renew(owned):
+            log.warning("partition %s: lease lost", lease.partition)
+            return
+        worker = PartitionWorker(
+            PartitionStore(self.client, lease.partition),
+            lease.token,
+            f"{self.owner}:{lease.token}",
+            self.limits,
+            pipelined=type(self.client) is redis.Redis,  # one node: overlap commits
+        )
+        paused = False
+        try:
+            while not owned.stop.is_set():
+                if self._may_read(owned):
+                    paused = False
+                    worker.step(self.batch, self.block_ms)
+                    continue
+                if not paused:
+                    paused = True
+                    log.warning(
+                        "partition %s: lease not renewed in time; reads paused", lease.partition
+                    )
+                owned.stop.wait(_PAUSE_S)
+        finally:
+            _close(worker)
+
+    def _drop(self, partitions: list[int]) -> bool:
+        """Stops the partitions' reducers (all at once) and releases their leases.
+
+        Returns False if Redis could not be reached to release them.
+        """
+        dropped = [self.owned.pop(partition) for partition in partitions]
+        for owned in dropped:
+            owned.stop.set()  # all at once: each thread may be blocked in a read
+        deadline = time.monotonic() + self.block_ms / 1000 + 5
+        reachable = True
+        for owned in dropped:
+            partition = owned.lease.partition
+            if owned.thread is not None:
+                owned.thread.join(timeout=max(deadline - time.monotonic(), 0))
+            if owned.alive():
+                # Still inside a step: releasing now could let the next owner claim while
+                # it reads. Its lease expires within a ttl instead.
+                log.warning("partition %s: reducer did not stop; lease left to expire", partition)
+                continue
+            if not reachable:
+                log.warning("partition %s: lease left to expire", partition)
+                continue
+            try:
+                self.leases.release(owned.lease)
+            except REDIS_ERRORS as exc:
+                # Redis is gone: this lease and the others expire within a ttl.
+                reachable = False
+                log.warning("partition %s: lease not released (%s)", partition, exc)
+                continue
+            log.info("partition %s: released", partition)
+        return reachable
 
     def shutdown(self) -> None:
         """Stops every reducer thread after its batch and releases all leases."""
-        for owned in self.owned.values():
-            owned.stop.set()  # all at once: each thread may be blocked in a read
-        for partition in list(self.owned):
-            self._drop(partition)
-        self.leases.leave()
+        if not self._drop(list(self.owned)):
+            return  # Redis is unreachable: our heartbeat ages out within a ttl
+        try:
+            self.leases.leave()
+        except REDIS_ERRORS as exc:
+            log.warning("worker registry not updated on shutdown (%s)", exc)
+
+
+def _close(worker: PartitionWorker) -> None:
+    """Waits for the commit in flight and hands the connection back, whatever happened."""
+    try:
+        worker.close()
+    except Fenced:
+        log.warning("partition %s: last commit fenced", worker.store.partition)
+    except UNAVAILABLE as exc:
+        log.debug("partition %s: closed with %s", worker.store.partition, exc)
+    except Exception:
+        log.exception("partition %s: close failed", worker.store.partition)
