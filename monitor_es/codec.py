@@ -10,11 +10,12 @@ check-in schema v1; a v2 gets a new kind and an upcaster.
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any, Final
 
 import msgspec
 
-from monitor_es.domain.events import CheckInReported, DerivedEvent, InboundEvent
+from monitor_es.domain.events import CheckInReported, ClockDecided, DerivedEvent, InboundEvent
 from monitor_es.domain.partition import ClockState
 from monitor_es.domain.payload import normalise_guid
 from monitor_es.domain.reducer import LogEntry
@@ -130,7 +131,7 @@ def decode_entry(entry_id: str, payload: bytes) -> LogEntry:
         if payload and payload[0] in _ARRAY_HEADERS:
             event: InboundEvent = _check_in_from_wire(_check_in_decoder.decode(payload))
         else:
-            event = _inbound_decoder.decode(payload)
+            event = _in_utc(_inbound_decoder.decode(payload))
     except (
         msgspec.DecodeError,
         msgspec.ValidationError,
@@ -142,6 +143,21 @@ def decode_entry(entry_id: str, payload: bytes) -> LogEntry:
         reason = str(exc) if payload else "no payload (an empty or missing `e` field)"
         raise UndecodableEntry(entry_id, reason) from None
     return LogEntry(entry_id, ts, event)
+
+
+def _in_utc(event: InboundEvent) -> InboundEvent:
+    """The event with its instants in UTC: a map-form entry may spell them with an offset.
+
+    The instant is the same, but its offset would ride along into the records and derived
+    events (and, through memoised datetimes, into other monitors' ones) until a reload.
+    """
+    if type(event) is CheckInReported:
+        received = event.received
+        if received is not None and received.tzinfo is not UTC:
+            return msgspec.structs.replace(event, received=received.astimezone(UTC))
+    elif type(event) is ClockDecided and event.minute.tzinfo is not UTC:
+        return msgspec.structs.replace(event, minute=event.minute.astimezone(UTC))
+    return event
 
 
 def _check_in_from_wire(wire: _CheckInWire) -> CheckInReported:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import zoneinfo
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from functools import lru_cache, partial
@@ -26,6 +25,7 @@ from monitor_es.domain.schedule import (
     IntervalUnit,
     Schedule,
     ScheduleError,
+    known_zones,
     parse_crontab,
 )
 
@@ -321,18 +321,13 @@ def _crontab(value: object) -> CrontabSchedule:
         raise _FieldError(str(exc)) from None
 
 
-@lru_cache(maxsize=1)
-def _known_timezones() -> frozenset[str]:
-    # "localtime" names whatever zone the host is set to: replays on another host would
-    # evaluate schedules differently, so it is not a valid monitor time zone.
-    return frozenset(zoneinfo.available_timezones() - {"localtime"})
-
-
 def _timezone(raw: Mapping[str, object]) -> str | None:
     value = raw.get("timezone")
     if value is None or value == "":
         return None  # Sentry drops a blank time zone; null means UTC
-    if isinstance(value, str) and value in _known_timezones():
+    # The `tzdata` package's names, not the host's (`available_timezones()` adds them, and
+    # "localtime", the host's own zone): a name valid on one machine is valid on every one.
+    if isinstance(value, str) and value in known_zones():
         return value
     raise _FieldError(_choice_message(value))
 

@@ -161,7 +161,7 @@ def _apply_edit(
     # Only the schedule itself counts: Sentry leaves the deadlines alone when just the time
     # zone changes (they follow at the next check-in or miss).
     schedule_changed = new.schedule != old.schedule
-    for env in p.envs_of(monitor).values():
+    for env in _by_name(p.envs_of(monitor)):
         if schedule_changed:
             # The edit happens at the event's time, which stands in for Sentry's wall clock.
             if env.last_checkin is None:
@@ -174,6 +174,12 @@ def _apply_edit(
         # The stored values, as Sentry compares them: unset -> 30 re-times runs too.
         if new.max_runtime != old.max_runtime:
             _retime_running(p, fx, env, new)
+
+
+def _by_name(envs: dict[str, Environment]) -> list[Environment]:
+    # Never dict order: a partition loaded from Redis holds its environments in the store's
+    # order, not in creation order, and the events of a sweep are numbered in sweep order.
+    return [envs[name] for name in sorted(envs)]
 
 
 def _retime_running(p: Partition, fx: Effects, env: Environment, config: MonitorConfig) -> None:
@@ -192,7 +198,7 @@ def mute(p: Partition, fx: Effects, event: MonitorMuted) -> None:
     if event.environment is None:
         monitor.muted = event.muted
         p.touch_monitor(monitor)
-        targets = [envs[name] for name in sorted(envs)]
+        targets = _by_name(envs)
     else:
         env = envs.get(event.environment)
         if env is None:
@@ -231,7 +237,7 @@ def disable(p: Partition, fx: Effects, ts: datetime, event: MonitorDisabled) -> 
         disabled=monitor.disabled,
     )
     if not monitor.disabled:
-        for env in p.envs_of(monitor).values():
+        for env in _by_name(p.envs_of(monitor)):
             if env.next_checkin is not None:
                 expect_after(p, monitor, env, ts)
 

@@ -11,8 +11,9 @@ import copy
 import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from importlib import resources
 from typing import Final, Literal, assert_never
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from croniter import CroniterBadDateError, croniter
@@ -26,6 +27,7 @@ __all__ = [
     "IntervalUnit",
     "Schedule",
     "ScheduleError",
+    "known_zones",
     "next_expected",
     "parse_crontab",
     "prev_expected",
@@ -181,10 +183,24 @@ def _at(minute: int) -> datetime:
     return _EPOCH + minute * _MINUTE
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=1)
+def known_zones() -> frozenset[str]:
+    """Every zone name of the `tzdata` package, the one tz database the domain reads."""
+    names = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8")
+    return frozenset(names.split())
+
+
+@lru_cache(maxsize=1024)  # more than the zones there are
 def _zone(tz: str) -> ZoneInfo:
-    """The cached ZoneInfo of a tz-database name."""
-    return ZoneInfo(tz)
+    """The cached ZoneInfo of a tz-database name, read from the `tzdata` package.
+
+    Never `ZoneInfo(tz)`: it prefers the host's /usr/share/zoneinfo, whose release differs
+    between machines (a changed DST rule moves slots), so a replay elsewhere would diverge.
+    """
+    if tz not in known_zones():  # also keeps a stored name from walking out of the package
+        raise ZoneInfoNotFoundError(f"No time zone found with key {tz}")
+    with resources.files("tzdata.zoneinfo").joinpath(*tz.split("/")).open("rb") as data:
+        return ZoneInfo.from_file(data, key=tz)
 
 
 @lru_cache(maxsize=_CACHE_SIZE)

@@ -7,6 +7,7 @@ from functools import lru_cache
 
 ONE_MINUTE = timedelta(minutes=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FLOAT_EXACT_MS = 7_258_118_400_000  # 2200-01-01T00:00Z
 
 
 def trunc_minute(instant: datetime) -> datetime:
@@ -22,10 +23,16 @@ def trunc_minute(instant: datetime) -> datetime:
 
 def from_ms(ms: int) -> datetime:
     """An aware UTC datetime from epoch milliseconds (the wire and stream-id form)."""
-    # ms / 1000 is off by at most a quarter microsecond for any date before 2200, and
-    # fromtimestamp rounds to the nearest microsecond, so the result is exact (and it is
-    # twice as fast as adding a timedelta to the epoch).
-    return datetime.fromtimestamp(ms / 1000, UTC)
+    if ms < _FLOAT_EXACT_MS:
+        # ms / 1000 is off by less than half a microsecond before 2200, and fromtimestamp
+        # rounds to the nearest microsecond, so the result is exact (and it is twice as
+        # fast as adding a timedelta to the epoch).
+        return datetime.fromtimestamp(ms / 1000, UTC)
+    # Later the float is off by microseconds (a log may reach year 9000): exact arithmetic.
+    try:
+        return EPOCH + timedelta(milliseconds=ms)
+    except OverflowError:  # raised as fromtimestamp raises it for the earlier instants
+        raise ValueError(f"{ms} ms after the epoch is out of range") from None
 
 
 def to_ms(instant: datetime) -> int:
