@@ -127,11 +127,25 @@ local function write_commit(keys, batch_last_id, c)
   redis.call('HSET', keys[3], 'last_id', batch_last_id)
 end
 
+-- An entry at or below the batch's last id that is still pending and not acknowledged by
+-- this batch was read but never applied (a read whose reply was lost, re-sent by a retrying
+-- client): moving the high-water mark past it would lose it for good. Returns its id.
+local function unapplied_below(log_key, group, batch_last_id, acks)
+  local acked = {}
+  for k = 1, #acks do acked[acks[k]] = true end
+  local pending = redis.call('XPENDING', log_key, group, '-', batch_last_id, #acks + 1)
+  for k = 1, #pending do
+    if not acked[pending[k][1]] then return pending[k][1] end
+  end
+  return nil
+end
+
 -- KEYS: log, state, meta, out, dlq, volume.
 -- ARGV: group, token, batch_last_id, then for each section its count and items:
 --   state_set (field, blob), state_del (field), meta_set (field, value), out (blob),
 --   dlq (entry id, reason, attempts, payload), volume (minute, count), ack (entry id).
--- Returns 1 when applied, 0 for a batch at or below last_id (only acknowledged again).
+-- Returns 1 when applied, 0 for a batch at or below last_id (only acknowledged again);
+-- refuses (GAP) a batch that would pass an entry read but neither in it nor acknowledged.
 -- Applying also drops the fail:<id> counters of the dead-lettered and acknowledged ids.
 local function commit(keys, args)
   local group, batch_last_id = args[1], args[3]
@@ -146,6 +160,10 @@ local function commit(keys, args)
     -- A redelivered batch: its effects are already stored, so only acknowledge it.
     xack_all(keys[1], group, c.ack)
     return 0
+  end
+  local gap = unapplied_below(keys[1], group, batch_last_id, c.ack)
+  if gap then
+    return redis.error_reply('GAP entry ' .. gap .. ' is pending below ' .. batch_last_id)
   end
   write_commit(keys, batch_last_id, c)
   xack_all(keys[1], group, c.ack)

@@ -18,10 +18,16 @@ LEASE_RENEW = "mes_lease_renew_v1"
 LEASE_RELEASE = "mes_lease_release_v1"
 
 _FENCED_PREFIX = "FENCED"
+_GAP_PREFIX = "GAP"
 
 
 class Fenced(Exception):
     """A write was refused because a newer lease owner holds a higher fencing token."""
+
+
+class Gap(Exception):
+    """A commit was refused: an entry below its last id was read but is neither in it nor
+    acknowledged (its read reply was lost), so the high-water mark must not pass it."""
 
 
 def library_code() -> str:
@@ -45,8 +51,13 @@ def fcall(client: Client, function: str, keys: list[str], args: list[Any]) -> An
 
 
 def fenced_or(exc: ResponseError) -> Exception:
-    """The exception an error reply stands for: ``Fenced`` for a stale token, else itself."""
-    return Fenced(str(exc)) if str(exc).startswith(_FENCED_PREFIX) else exc
+    """The exception an error reply stands for: ``Fenced``, ``Gap``, else itself."""
+    message = str(exc)
+    if message.startswith(_FENCED_PREFIX):
+        return Fenced(message)
+    if message.startswith(_GAP_PREFIX):
+        return Gap(message)
+    return exc
 
 
 def loaded_functions(node: Redis) -> set[str]:

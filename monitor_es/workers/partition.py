@@ -27,6 +27,7 @@ from monitor_es.domain.partition import Limits, Partition
 from monitor_es.domain.reducer import LogEntry, apply
 from monitor_es.domain.state import Environment, Monitor
 from monitor_es.domain.time import to_ms
+from monitor_es.store.functions import Gap
 from monitor_es.store.keys import META_LAST_ID
 from monitor_es.store.log import (
     Batch,
@@ -102,6 +103,24 @@ class PartitionWorker:
 
     def step(self, count: int = 500, block_ms: int | None = None) -> BatchResult:
         """Reads and processes one batch (pending entries first after a takeover)."""
+        try:
+            return self._step(count, block_ms)
+        except Gap as gap:
+            # An entry was read but never reached us (its reply was lost): the commit was
+            # refused, so start again from what Redis holds and claim everything pending.
+            log.warning("partition %s: %s; reloading", self.store.partition, gap)
+            self._pending = None  # the refused commit's reply is the one just read
+            self._drop_prefetch()
+            self.partition, self.last_id = load_partition(self.store, self.limits)
+            self.needs_claim = True
+            return BatchResult()
+
+    def _drop_prefetch(self) -> None:
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is not None:
+            prefetch.result()  # read to the end: the claim that follows must see its entries
+
+    def _step(self, count: int, block_ms: int | None) -> BatchResult:
         if self.needs_claim:
             self.flush()  # our own pending entries must reflect every sent commit
             self.needs_claim = False

@@ -24,7 +24,8 @@ from monitor_es.domain.partition import Partition
 from monitor_es.domain.reducer import LogEntry
 from monitor_es.domain.reducer import apply as real_apply
 from monitor_es.store import keys
-from monitor_es.store.functions import Fenced
+from monitor_es.store.connection import Client
+from monitor_es.store.functions import Fenced, Gap
 from monitor_es.store.leases import LeaseClient
 from monitor_es.store.log import PartitionStore
 from monitor_es.workers import partition as partition_module
@@ -132,3 +133,48 @@ def test_a_worker_closed_with_a_batch_read_ahead_hands_it_to_the_next_owner(
 
     assert_partition_matches(real_client, 0, entries)
     assert real_client.xpending(keys.partition_keys(0).log, keys.REDUCER_GROUP)["pending"] == 0
+
+
+def _lose_a_read_reply_then_drain(client: Client, pipelined: bool) -> None:
+    """A retrying client can re-send a read whose reply was lost: Redis delivered the entries
+    (they are pending) but the worker never saw them. The next commit would move the
+    high-water mark past them for good; it is refused (GAP), and the worker reloads,
+    claims everything pending and applies it in order."""
+    entries = _scenario_entries("many_monitors_and_environments")
+    store = _one_partition(client, entries)
+    worker = PartitionWorker(store, _lease(client, "w").token, "w:1", pipelined=pipelined)
+    worker.step(count=4)  # claims nothing, reads and commits the first batch
+    worker.flush()
+    lost = store.read_batch("w:1", 3, None)  # delivered to w:1, the reply never arrived
+    assert len(lost) == 3
+
+    run_until_drained(worker, count=4)
+    worker.close()
+
+    assert_partition_matches(client, 0, entries)
+    assert last_id(client, 0) == entries[-1].id
+    assert client.xpending(keys.partition_keys(0).log, keys.REDUCER_GROUP)["pending"] == 0
+
+
+def test_a_batch_whose_read_reply_was_lost_is_applied_not_skipped(client: Client) -> None:
+    _lose_a_read_reply_then_drain(client, pipelined=False)
+
+
+def test_a_batch_whose_read_reply_was_lost_is_applied_by_a_pipelined_worker(
+    real_client: redis.Redis,
+) -> None:
+    _lose_a_read_reply_then_drain(real_client, pipelined=True)
+
+
+def test_a_commit_passing_an_unapplied_entry_is_refused_with_gap(client: Client) -> None:
+    entries = _scenario_entries("thresholds_3_and_2")
+    store = _one_partition(client, entries)
+    token = _lease(client, "w").token
+    read = store.read_batch("w:1", 4, None)
+    skipped, rest = read[:2], read[2:]
+
+    with pytest.raises(Gap, match=skipped[0][0]):
+        store.commit(token, rest[-1][0], ack_ids=[i for i, _ in rest])
+
+    assert last_id(client, 0) is None  # nothing written, nothing acknowledged
+    assert client.xpending(keys.partition_keys(0).log, keys.REDUCER_GROUP)["pending"] == 4
