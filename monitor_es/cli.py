@@ -30,7 +30,8 @@ from monitor_es.store.connection import UNAVAILABLE, Client, connect, safe_url
 from monitor_es.store.deployment import DeploymentMismatch, init_deployment, load_deployment
 from monitor_es.workers.demo import run_demo
 from monitor_es.workers.pulser import Pulser
-from monitor_es.workers.runner import WorkerProcess, backoff
+from monitor_es.workers.rounds import backoff
+from monitor_es.workers.runner import WorkerProcess
 from monitor_es.workers.tail import follow
 from projections.report import EventSpool, Report
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,37 +62,48 @@ check_ins = st.tuples(
     st.one_of(st.none(), st.floats(0, 600)),
     st.sampled_from([0, 0, 0, 90]),  # seconds the edge received it before the broker did
 )
-_OTHERS = st.one_of(
-    st.just(ClockPulsed()),
-    st.builds(
-        lambda slug, config: MonitorConfigured(project="acme", monitor_slug=slug, config=config),
-        st.sampled_from(SLUGS),
-        configs,
-    ),
-    st.builds(
-        lambda slug, env, muted: MonitorMuted(
-            project="acme", monitor_slug=slug, environment=env, muted=muted
+
+
+def other_events(
+    slugs: Sequence[str], configs: st.SearchStrategy[Any], decide_offsets: tuple[int, int]
+) -> st.SearchStrategy[Any]:
+    """Every inbound event but a check-in, over `slugs` of project acme; a decision is a
+    placeholder ("decide", minutes from the entry's minute, verdict) that `_resolve` fills."""
+    slug = st.sampled_from(slugs)
+    return st.one_of(
+        st.just(ClockPulsed()),
+        st.builds(
+            lambda slug, config: MonitorConfigured(
+                project="acme", monitor_slug=slug, config=config
+            ),
+            slug,
+            configs,
         ),
-        st.sampled_from(SLUGS),
-        st.sampled_from((None, "production", "staging")),
-        st.booleans(),
-    ),
-    st.builds(
-        lambda slug, disabled: MonitorDisabled(
-            project="acme", monitor_slug=slug, disabled=disabled
+        st.builds(
+            lambda slug, env, muted: MonitorMuted(
+                project="acme", monitor_slug=slug, environment=env, muted=muted
+            ),
+            slug,
+            st.sampled_from((None, "production", "staging")),
+            st.booleans(),
         ),
-        st.sampled_from(SLUGS),
-        st.booleans(),
-    ),
-    st.builds(
-        lambda slug: MonitorDeleted(project="acme", monitor_slug=slug), st.sampled_from(SLUGS)
-    ),
-    st.tuples(
-        st.just("decide"),
-        st.integers(-2, 2),
-        st.sampled_from(["normal", "abnormal", "incident", "recovering"]),
-    ),
-)
+        st.builds(
+            lambda slug, disabled: MonitorDisabled(
+                project="acme", monitor_slug=slug, disabled=disabled
+            ),
+            slug,
+            st.booleans(),
+        ),
+        st.builds(lambda slug: MonitorDeleted(project="acme", monitor_slug=slug), slug),
+        st.tuples(
+            st.just("decide"),
+            st.integers(*decide_offsets),
+            st.sampled_from(["normal", "abnormal", "incident", "recovering"]),
+        ),
+    )
+
+
+_OTHERS = other_events(SLUGS, configs, (-2, 2))
 # Mostly check-ins: three in four entries.
 inbound = st.sampled_from([True, True, True, False]).flatmap(
     lambda check_in: check_ins if check_in else _OTHERS

@@ -12,7 +12,8 @@ from monitor_es.store.connection import REDIS_ERRORS, Client
 from monitor_es.store.deployment import NotInitialised
 from monitor_es.store.leases import LeaseClient
 from monitor_es.workers.aggregator import Aggregator
-from monitor_es.workers.runner import backoff, default_owner
+from monitor_es.workers.rounds import run_rounds
+from monitor_es.workers.runner import default_owner
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +44,8 @@ class Pulser:
 
     def run(self, stop: threading.Event) -> None:
         """Pulses until `stop` is set; a round that fails (Redis unavailable) is retried."""
-        wait: float | None = None
         try:
-            while not stop.is_set():
-                try:
-                    self.tick()
-                except _ROUND_ERRORS as exc:
-                    wait = backoff(wait, self.interval_s)
-                    log.warning("pulser: round failed (%s); retrying in %.2fs", exc, wait)
-                    stop.wait(wait)
-                    continue
-                if wait is not None:
-                    log.info("pulser: Redis is back")
-                    wait = None
-                stop.wait(self.interval_s)
+            run_rounds("pulser", self.tick, self.interval_s, stop, _ROUND_ERRORS)
         finally:
             self._release()
 

@@ -11,8 +11,10 @@ Production faults are survived, not fatal: when Redis restarts or a connection b
 its pending entries and goes on under the same lease; the manager retries its round.
 The fence makes a write after a lost lease harmless, but not a read: entries a stale owner
 reads after its successor's takeover would stay pending for it, below the successor's
-high-water mark. So a reducer only sends a read while its lease is surely still valid
-(measured from the last successful renewal, on this process's monotonic clock).
+high-water mark. The commit refuses to pass such entries (GAP: the owner reloads and
+claims them), and a reducer only sends a read while its lease is surely still valid
+(measured from the last successful renewal, on this process's monotonic clock), so that
+refusal stays rare.
 """
 
 from __future__ import annotations
@@ -32,12 +34,10 @@ from monitor_es.store.functions import Fenced
 from monitor_es.store.leases import Lease, LeaseClient, fair_share
 from monitor_es.store.log import PartitionStore
 from monitor_es.workers.partition import PartitionWorker
+from monitor_es.workers.rounds import RETRY_MAX_S, backoff, run_rounds
 
 log = logging.getLogger(__name__)
 
-# Backoff between attempts while Redis is unavailable.
-RETRY_MIN_S = 0.05
-RETRY_MAX_S = 1.0
 # How often a reducer whose lease is not known to be valid looks again.
 _PAUSE_S = 0.02
 
@@ -45,11 +45,6 @@ _PAUSE_S = 0.02
 def default_owner() -> str:
     """A worker name that says where it runs: host:pid."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def backoff(previous_s: float | None, cap_s: float = RETRY_MAX_S) -> float:
-    """The next wait of an exponential backoff from RETRY_MIN_S up to ``cap_s``."""
-    return min(RETRY_MIN_S if previous_s is None else previous_s * 2, cap_s)
 
 
 class _Owned:
@@ -103,20 +98,8 @@ class WorkerProcess:
         A round that fails because Redis is unavailable is retried with backoff: the
         reducers keep their leases while Redis comes back within the ttl.
         """
-        wait: float | None = None
         try:
-            while not stop.is_set():
-                try:
-                    self.manage()
-                except REDIS_ERRORS as exc:
-                    wait = backoff(wait, self.ttl_ms / 3000)
-                    log.warning("manager: Redis unavailable (%s); retrying in %.2fs", exc, wait)
-                    stop.wait(wait)
-                    continue
-                if wait is not None:
-                    log.info("manager: Redis is back")
-                    wait = None
-                stop.wait(self.ttl_ms / 3000)
+            run_rounds("manager", self.manage, self.ttl_ms / 3000, stop, REDIS_ERRORS)
         finally:
             self.shutdown()
 

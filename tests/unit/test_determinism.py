@@ -26,7 +26,7 @@ import pytest
 from dsl import EVERY_MINUTE, T, guid
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from log_strategies import STARTS, configs, encoded_events, encoded_state
+from log_strategies import STARTS, configs, encoded_events, encoded_state, other_events
 
 from monitor_es.codec import (
     CLOCK_FIELD,
@@ -97,37 +97,7 @@ _check_ins = st.builds(
     st.one_of(st.none(), st.floats(0, 600)),
     st.sampled_from([0, 0, 0, 90]),  # seconds the edge received it before the broker did
 )
-_others = st.one_of(
-    st.just(ClockPulsed()),
-    st.tuples(
-        st.just("decide"),
-        st.integers(-3, 1),
-        st.sampled_from(["normal", "abnormal", "incident", "recovering"]),
-    ),
-    st.builds(
-        lambda slug, config: MonitorConfigured(project="acme", monitor_slug=slug, config=config),
-        st.sampled_from(SLUGS),
-        _edits,
-    ),
-    st.builds(
-        lambda slug, env, muted: MonitorMuted(
-            project="acme", monitor_slug=slug, environment=env, muted=muted
-        ),
-        st.sampled_from(SLUGS),
-        st.sampled_from([None, "production", "staging"]),
-        st.booleans(),
-    ),
-    st.builds(
-        lambda slug, disabled: MonitorDisabled(
-            project="acme", monitor_slug=slug, disabled=disabled
-        ),
-        st.sampled_from(SLUGS),
-        st.booleans(),
-    ),
-    st.builds(
-        lambda slug: MonitorDeleted(project="acme", monitor_slug=slug), st.sampled_from(SLUGS)
-    ),
-)
+_others = other_events(SLUGS, _edits, (-3, 1))
 _inbound = st.sampled_from([True, True, True, False]).flatmap(
     lambda check_in: _check_ins if check_in else _others
 )
