@@ -33,6 +33,19 @@ CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 # The embedded server speaks Redis 7.0, the oldest version monitor-es supports.
 EMBEDDED_VERSION = (7, 0)
 
+# Without timeouts a peer that never answers (a network partition, a frozen VM: no RST)
+# hangs a worker in recv() forever; with them the call fails as unavailable and the worker
+# reconnects and reloads. The read timeout must exceed the longest blocking read (at most a
+# quarter of the lease TTL, 1 s by default) and the slowest commit. Keepalive lets the
+# kernel drop a dead idle connection. URL query parameters override these
+# (`?socket_timeout=60`): redis-py lets the URL win over keyword arguments.
+SOCKET_DEFAULTS: dict[str, Any] = {
+    "socket_timeout": 30.0,
+    "socket_connect_timeout": 5.0,
+    "socket_keepalive": True,
+    # No health_check_interval: its PING would read a reply pipelined ahead of it (pipe.py).
+}
+
 _embedded_lock = threading.Lock()
 _embedded_server: fakeredis.FakeServer | None = None
 
@@ -59,10 +72,12 @@ def connect(url: str | None, *, cluster: bool = False) -> Client:
     if scheme in CLUSTER_SCHEMES:
         # A plain redis:// URL cannot say "cluster", and the two clients route differently,
         # so the scheme (or cluster=True) chooses the client class.
-        return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}://{rest}", decode_responses=False)
+        return RedisCluster.from_url(
+            f"{CLUSTER_SCHEMES[scheme]}://{rest}", decode_responses=False, **SOCKET_DEFAULTS
+        )
     if cluster:
-        return RedisCluster.from_url(url, decode_responses=False)
-    return Redis.from_url(url, decode_responses=False)
+        return RedisCluster.from_url(url, decode_responses=False, **SOCKET_DEFAULTS)
+    return Redis.from_url(url, decode_responses=False, **SOCKET_DEFAULTS)
 
 
 def safe_url(url: str | None) -> str:

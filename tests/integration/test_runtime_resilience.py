@@ -55,7 +55,7 @@ from monitor_es.domain.reducer import LogEntry
 from monitor_es.domain.reducer import apply as real_apply
 from monitor_es.producer import Producer
 from monitor_es.store import keys
-from monitor_es.store.connection import UNAVAILABLE, Client, as_text
+from monitor_es.store.connection import UNAVAILABLE, Client, as_text, connect
 from monitor_es.store.deployment import init_deployment
 from monitor_es.store.leases import LeaseClient
 from monitor_es.store.log import PartitionStore, parse_id
@@ -414,6 +414,7 @@ class CuttingProxy:
         self._lock = threading.Lock()
         self._rule: tuple[bytes, bool, bool] | None = None
         self._sockets: list[socket.socket] = []
+        self._links: list[_Link] = []
         threading.Thread(target=self._accept, name="proxy", daemon=True).start()
 
     @property
@@ -428,6 +429,13 @@ class CuttingProxy:
         """
         with self._lock:
             self._rule = (marker, executed, only_with_entries)
+
+    def stall(self) -> None:
+        """Every connection open now goes silent both ways, as across a network partition:
+        no data, no FIN, no RST. Connections opened later are proxied normally."""
+        with self._lock:
+            for link in self._links:
+                link.stalled = True
 
     def close(self) -> None:
         """Stops accepting and closes every proxied connection."""
@@ -444,6 +452,8 @@ class CuttingProxy:
             upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
             self._sockets += [downstream, upstream]
             link = _Link(self, downstream, upstream)
+            with self._lock:
+                self._links.append(link)
             threading.Thread(target=link.client_to_server, daemon=True).start()
             threading.Thread(target=link.server_to_client, daemon=True).start()
 
@@ -476,6 +486,7 @@ class _Link:
         self.downstream = downstream
         self.up = up
         self.dropping = False
+        self.stalled = False  # swallows everything, both ways
         self.watching = False  # a read was forwarded whose reply decides the cut
 
     def cut(self) -> None:
@@ -486,6 +497,8 @@ class _Link:
     def client_to_server(self) -> None:
         try:
             while data := self.downstream.recv(65536):
+                if self.stalled:
+                    continue
                 rule = self.proxy._take(data)
                 if rule is None:
                     self.up.sendall(data)
@@ -507,6 +520,8 @@ class _Link:
     def server_to_client(self) -> None:
         try:
             while data := self.up.recv(65536):
+                if self.stalled:
+                    continue
                 if self.watching and not data.startswith((b"*-1", b"*0")):
                     self.cut()  # entries delivered to the consumer, never to the worker
                     return
@@ -579,6 +594,43 @@ def test_a_connection_cut_mid_command_neither_loses_nor_repeats_effects(
     assert reloads, "the cut did not hit the reducer"
     assert fences(real_client, 1) == [1], "the lease changed hands: the worker did not recover"
     assert_partition_matches(real_client, 0, entries)
+
+
+def test_a_worker_whose_connection_goes_silent_times_out_reconnects_and_goes_on(
+    real_client: redis.Redis, proxy: CuttingProxy
+) -> None:
+    # A peer that stops answering without closing (a partition, a frozen host) used to hang
+    # the worker in recv() forever. connect() sets read timeouts (the URL may override
+    # them, as here, to keep the test short).
+    entries = log_entries(workload(seed=5, slots=40))
+    init_deployment(real_client, 1)
+    append_entries(real_client, entries[:100], 1)
+    client = connect(f"{proxy.url}?socket_timeout=1")
+    process = WorkerProcess(client, 1, owner="worker-a", lease_ttl_ms=3000, batch=20)
+    stop = threading.Event()
+    thread = threading.Thread(target=process.run, args=(stop,))
+    thread.start()
+    try:
+        wait_for(lambda: drained(real_client, 1), 10, "the first entries")
+        proxy.stall()
+        append_entries(real_client, entries[100:], 1)
+        recovered = wait_for(lambda: drained(real_client, 1), 20, "the worker to go on")
+        report("drain after the connection went silent", recovered)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive(), "the worker did not stop"
+    assert_partition_matches(real_client, 0, entries)
+
+
+def test_connect_sets_socket_timeouts_and_keepalive_that_the_url_can_override() -> None:
+    defaults = connect("redis://127.0.0.1:1/0").connection_pool.connection_kwargs
+    assert defaults["socket_timeout"] == 30.0
+    assert defaults["socket_connect_timeout"] == 5.0
+    assert defaults["socket_keepalive"] is True
+    assert "health_check_interval" not in defaults  # its PING would eat a pipelined reply
+    chosen = connect("redis://127.0.0.1:1/0?socket_timeout=2.5").connection_pool
+    assert chosen.connection_kwargs["socket_timeout"] == 2.5
 
 
 # ------------------------------------------------------------------ lease lost mid-batch
