@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from tempfile import TemporaryFile
 from types import FrameType
@@ -27,7 +28,12 @@ from monitor_es.redis_simulate import simulate_on_redis
 from monitor_es.replay import ReducerFailed, fold_scenario
 from monitor_es.scenario import InvalidLine, line_of
 from monitor_es.store.connection import UNAVAILABLE, Client, connect, safe_url
-from monitor_es.store.deployment import DeploymentMismatch, init_deployment, load_deployment
+from monitor_es.store.deployment import (
+    Deployment,
+    DeploymentMismatch,
+    init_deployment,
+    load_deployment,
+)
 from monitor_es.workers.demo import run_demo
 from monitor_es.workers.pulser import Pulser
 from monitor_es.workers.rounds import backoff
@@ -73,11 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     init = commands.add_parser("init", help="initialise a deployment (idempotent)")
     _redis_option(init)
     init.add_argument("--partitions", type=int, default=16, help="partitions (default 16)")
+    _limit_options(init)
     init.set_defaults(handler=_init)
 
     worker = commands.add_parser("worker", help="run reducer workers on leased partitions")
     _redis_option(worker)
-    _limit_options(worker)
     worker.add_argument("--lease-ttl-ms", type=int, default=10_000)
     worker.add_argument("--batch", type=int, default=500)
     worker.set_defaults(handler=_worker)
@@ -113,29 +119,50 @@ def _redis_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Option -> Limits field. Unset options are None, so an existing deployment's stored limits
+# are only contradicted by what the user actually asked for.
+_LIMIT_OPTIONS = {
+    "max_monitors": "max_monitors_per_project",
+    "max_environments": "max_environments_per_monitor",
+    "rate_limit": "checkins_per_minute",
+}
+
+
 def _limit_options(parser: argparse.ArgumentParser) -> None:
     defaults = Limits()
     parser.add_argument(
-        "--max-monitors", type=int, default=defaults.max_monitors_per_project,
-        help="monitors per project (default %(default)s)",
+        "--max-monitors", type=_positive, metavar="N",
+        help=f"monitors per project (default {defaults.max_monitors_per_project})",
     )  # fmt: skip
     parser.add_argument(
-        "--max-environments", type=int, default=defaults.max_environments_per_monitor,
-        help="environments per monitor (default %(default)s)",
+        "--max-environments", type=_positive, metavar="N",
+        help=f"environments per monitor (default {defaults.max_environments_per_monitor})",
     )  # fmt: skip
     parser.add_argument(
-        "--rate-limit", type=int, default=defaults.checkins_per_minute,
-        help="check-ins per environment and minute (default %(default)s)",
+        "--rate-limit", type=_positive, metavar="N",
+        help=f"check-ins per environment and minute (default {defaults.checkins_per_minute})",
     )  # fmt: skip
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def requested_limits(args: argparse.Namespace) -> dict[str, int]:
+    """The limits the command line names (by Limits field); the others are not asked for."""
+    return {
+        field: value
+        for option, field in _LIMIT_OPTIONS.items()
+        if (value := getattr(args, option)) is not None
+    }
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
-    """The limits the command line asks for."""
-    return Limits(
-        max_monitors_per_project=args.max_monitors,
-        max_environments_per_monitor=args.max_environments,
-        checkins_per_minute=args.rate_limit,
-    )
+    """The limits the command line asks for, defaults for the rest (the pure simulate)."""
+    return replace(Limits(), **requested_limits(args))
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -158,6 +185,9 @@ def _simulate(args: argparse.Namespace) -> int:
         except RedisError as exc:
             print(f"monitor-es: Redis at {args.redis_url}: {exc}", file=sys.stderr)
             return 2
+        except DeploymentMismatch as exc:
+            print(f"monitor-es: Redis at {safe_url(args.redis_url)}: {exc}", file=sys.stderr)
+            return 2
         try:
             if args.json:
                 report.write_json(sys.stdout.buffer, environments)
@@ -176,18 +206,18 @@ def _fold_scenario(
     args: argparse.Namespace, source: Iterable[bytes], report: Report
 ) -> list[Environment]:
     """Folds the scenario into the report, streaming it unless it goes through Redis."""
-    limits = limits_from(args)
     if args.redis_url:
         # It hands the lines to split_scenario, which reads bytes lines too (its Iterable[str]
         # annotation predates that).
         lines = cast("Iterable[str]", source)
-        run = simulate_on_redis(connect(args.redis_url), lines, args.partitions, limits)
+        client = connect(args.redis_url)
+        run = simulate_on_redis(client, lines, args.partitions, requested_limits(args))
         for bad in run.invalid:
             report.add_invalid(bad.line, bad.message)
         for event in run.events:
             report.add_event(event)
         return run.environments
-    partition = Partition(limits)
+    partition = Partition(limits_from(args))
     for item in fold_scenario(partition, source):
         if isinstance(item, InvalidLine):
             report.add_invalid(item.line, item.message)
@@ -198,7 +228,8 @@ def _fold_scenario(
 
 def _init(args: argparse.Namespace) -> int:
     try:
-        deployment = init_deployment(connect(args.redis_url), args.partitions)
+        client = connect(args.redis_url)
+        deployment = init_deployment(client, args.partitions, requested_limits(args))
     except DeploymentMismatch as exc:
         print(f"monitor-es: {exc}", file=sys.stderr)
         return 1
@@ -207,7 +238,13 @@ def _init(args: argparse.Namespace) -> int:
             f"monitor-es: cannot reach Redis at {safe_url(args.redis_url)}: {exc}", file=sys.stderr
         )
         return 1
-    print(f"deployment ready: {deployment.partitions} partitions")
+    limits = deployment.limits
+    print(
+        f"deployment ready: {deployment.partitions} partitions; limits: "
+        f"{limits.max_monitors_per_project} monitors per project, "
+        f"{limits.max_environments_per_monitor} environments per monitor, "
+        f"{limits.checkins_per_minute} check-ins per environment and minute"
+    )
     return 0
 
 
@@ -226,8 +263,8 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def _deployment(client: Client, url: str | None, stop: threading.Event) -> int | None:
-    """The partition count, once Redis answers; None if not initialised or stopped first.
+def _deployment(client: Client, url: str | None, stop: threading.Event) -> Deployment | None:
+    """The deployment's settings, once Redis answers; None if not initialised or stopped first.
 
     A long-running process started before Redis (or while it restarts) waits for it rather
     than crash-looping under its supervisor.
@@ -248,7 +285,7 @@ def _deployment(client: Client, url: str | None, stop: threading.Event) -> int |
             return None
         if wait is not None:
             log.info("connected to Redis at %s", safe_url(url))
-        return deployment.partitions
+        return deployment
     return None
 
 
@@ -256,13 +293,13 @@ def _worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     stop = _stop_on_signals()
     client = connect(args.redis_url)
-    partitions = _deployment(client, args.redis_url, stop)
-    if partitions is None:
+    deployment = _deployment(client, args.redis_url, stop)
+    if deployment is None:
         return 0 if stop.is_set() else 1
     process = WorkerProcess(
         client,
-        partitions,
-        limits=limits_from(args),
+        deployment.partitions,
+        limits=deployment.limits,  # the deployment's: every worker folds alike
         lease_ttl_ms=args.lease_ttl_ms,
         batch=args.batch,
     )
@@ -274,11 +311,14 @@ def _pulse(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     stop = _stop_on_signals()
     client = connect(args.redis_url)
-    partitions = _deployment(client, args.redis_url, stop)
-    if partitions is None:
+    deployment = _deployment(client, args.redis_url, stop)
+    if deployment is None:
         return 0 if stop.is_set() else 1
     pulser = Pulser(
-        client, partitions, interval_s=args.interval, system_incidents=args.system_incidents
+        client,
+        deployment.partitions,
+        interval_s=args.interval,
+        system_incidents=args.system_incidents,
     )
     pulser.run(stop)
     return 0
@@ -288,7 +328,12 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     client = connect(args.redis_url)
     where = args.redis_url or "an embedded in-process Redis"
-    partitions = init_deployment(client, args.partitions).partitions
+    try:
+        deployment = init_deployment(client, args.partitions, requested_limits(args))
+    except DeploymentMismatch as exc:
+        print(f"monitor-es: {exc}", file=sys.stderr)
+        return 1
+    partitions = deployment.partitions
     stop = _stop_on_signals()
     pulser = Pulser(client, partitions, interval_s=args.interval)
     threading.Thread(target=pulser.run, args=(stop,), name="pulser", daemon=True).start()
@@ -300,7 +345,7 @@ def _run(args: argparse.Namespace) -> int:
             target=run_demo, args=(Producer(client, partitions), stop), name="demo", daemon=True
         ).start()
     print(f"monitor-es running on {where} with {partitions} partitions; Ctrl-C stops it")
-    WorkerProcess(client, partitions, limits=limits_from(args)).run(stop)
+    WorkerProcess(client, partitions, limits=deployment.limits).run(stop)
     return 0
 
 

@@ -8,17 +8,16 @@ log, as the HTTP edge refuses them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from monitor_es.codec import decode_out_entry
 from monitor_es.domain.events import DerivedEvent
-from monitor_es.domain.partition import Limits
 from monitor_es.domain.state import Environment
 from monitor_es.producer import Producer
 from monitor_es.scenario import InvalidLine, split_scenario
 from monitor_es.store.connection import Client
-from monitor_es.store.deployment import init_deployment, load_deployment
+from monitor_es.store.deployment import check_limits, init_deployment, load_deployment
 from monitor_es.store.log import PartitionStore
 from monitor_es.workers.drain import drain
 from monitor_es.workers.partition import load_partition
@@ -34,19 +33,31 @@ class PipelineRun:
 
 
 def simulate_on_redis(
-    client: Client, lines: Iterable[str], partitions: int = 1, limits: Limits | None = None
+    client: Client,
+    lines: Iterable[str],
+    partitions: int = 1,
+    limits: Mapping[str, int] | None = None,
 ) -> PipelineRun:
-    """Appends a scenario, runs the workers until drained, and reads the result back."""
-    deployment = load_deployment(client) or init_deployment(client, partitions)
+    """Appends a scenario, runs the workers until drained, and reads the result back.
+
+    An empty database is initialised with `partitions` and the `limits` asked for (Limits
+    field names); an existing deployment folds with its own, which `limits` must not
+    contradict (DeploymentMismatch).
+    """
+    deployment = load_deployment(client)
+    if deployment is None:
+        deployment = init_deployment(client, partitions, limits)
+    else:
+        check_limits(deployment.limits, limits or {})
     entries, invalid = split_scenario(lines)
     producer = Producer(client, deployment.partitions)
     producer.append_all([e.event for e in entries], ids=[e.id for e in entries])
-    drain(client, deployment.partitions, limits)
+    drain(client, deployment.partitions, deployment.limits)
     environments: list[Environment] = []
     events: list[DerivedEvent] = []
     for partition in range(deployment.partitions):
         store = PartitionStore(client, partition)
-        state, _ = load_partition(store, limits or Limits())
+        state, _ = load_partition(store, deployment.limits)
         environments.extend(state.all_environments())
         for _, payload in store.read_out():
             events.extend(decode_out_entry(payload))

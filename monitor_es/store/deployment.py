@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 
 from redis.exceptions import ResponseError
 
+from monitor_es.domain.partition import Limits
 from monitor_es.store import keys
 from monitor_es.store.connection import Client, bytes_map
 from monitor_es.store.functions import load_functions
@@ -15,6 +17,10 @@ SCHEMA_VERSION = 1
 _PARTITIONS = "partitions"
 _SCHEMA = "schema_version"
 _CREATED = "created"
+# Limits are part of the fold (a rate limit decides which check-ins are accepted), so every
+# worker and every replay of a deployment must use the same ones: they are stored with it.
+_LIMIT_PREFIX = "limit:"
+LIMIT_NAMES = tuple(f.name for f in fields(Limits))
 # A throwaway group whose MKSTREAM creates an empty out stream; it is destroyed at once.
 _INIT_GROUP = "mes-init"
 
@@ -33,22 +39,36 @@ class Deployment:
 
     partitions: int
     schema_version: int
+    limits: Limits
 
 
-def init_deployment(client: Client, partitions: int) -> Deployment:
-    """Initialise the deployment with ``partitions`` partitions, or check an existing one."""
+def init_deployment(
+    client: Client, partitions: int, limits: Mapping[str, int] | None = None
+) -> Deployment:
+    """Initialise the deployment, or check an existing one against what this call asks.
+
+    ``limits`` names the `Limits` fields the caller asks for; the first init stores them
+    (the defaults for the others) and later calls must agree with what is stored.
+    """
     if partitions < 1:
         raise ValueError(f"partitions must be >= 1, got {partitions}")
+    asked = dict(limits or {})
+    wanted = replace(Limits(), **asked)  # TypeError on an unknown name: a caller's bug
     # HSETNX: the first init decides; a concurrent init with another N then fails the check.
     client.hsetnx(keys.DEPLOYMENT, _PARTITIONS, partitions)
     client.hsetnx(keys.DEPLOYMENT, _SCHEMA, SCHEMA_VERSION)
+    # A deployment initialised before limits were stored gets them from its next init.
+    for name in LIMIT_NAMES:
+        client.hsetnx(keys.DEPLOYMENT, _LIMIT_PREFIX + name, getattr(wanted, name))
     stored = _read(client)
     _check(stored, partitions)
+    stored_limits = _limits(stored)
+    check_limits(stored_limits, asked)
     load_functions(client)
     _create_streams(client, partitions)
     # Set last, so load_deployment never reports a half-created deployment; a rerun finishes it.
     client.hsetnx(keys.DEPLOYMENT, _CREATED, 1)
-    return Deployment(partitions=partitions, schema_version=SCHEMA_VERSION)
+    return Deployment(partitions=partitions, schema_version=SCHEMA_VERSION, limits=stored_limits)
 
 
 def load_deployment(client: Client) -> Deployment | None:
@@ -59,7 +79,33 @@ def load_deployment(client: Client) -> Deployment | None:
     return Deployment(
         partitions=int(stored[_PARTITIONS.encode()]),
         schema_version=int(stored[_SCHEMA.encode()]),
+        limits=_limits(stored),
     )
+
+
+def check_limits(stored: Limits, asked: Mapping[str, int]) -> None:
+    """Raises DeploymentMismatch if ``asked`` contradicts the deployment's limits."""
+    differing = [
+        f"{name} is {getattr(stored, name)}, not {value}"
+        for name, value in asked.items()
+        if getattr(stored, name) != value
+    ]
+    if differing:
+        raise DeploymentMismatch(
+            f"deployment folds with other limits ({'; '.join(differing)}); refusing to change "
+            "them: every worker and every replay of a log must fold with the same limits "
+            "(changing them is a replay migration)"
+        )
+
+
+def _limits(stored: dict[bytes, bytes]) -> Limits:
+    # Missing fields (a deployment not initialised again since limits were stored): defaults.
+    found = {
+        name: int(stored[key])
+        for name in LIMIT_NAMES
+        if (key := (_LIMIT_PREFIX + name).encode()) in stored
+    }
+    return replace(Limits(), **found)
 
 
 def require_deployment(client: Client) -> Deployment:

@@ -6,11 +6,19 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+
+from monitor_es.codec import decode_out_entry
+from monitor_es.domain.events import EventRejected
+from monitor_es.producer import Producer
+from monitor_es.scenario import split_scenario
+from monitor_es.store import keys
+from monitor_es.store.log import PartitionStore
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 _SCRIPT = Path(sys.executable).with_name("monitor-es")
@@ -139,7 +147,8 @@ def test_init_refuses_to_change_the_partition_count(
     real_client: redis.Redis, redis_server: str
 ) -> None:
     first = run_cli("init", "--redis-url", redis_server, "--partitions", "4")
-    assert (first.returncode, first.stdout) == (0, "deployment ready: 4 partitions\n")
+    assert first.returncode == 0
+    assert first.stdout.startswith("deployment ready: 4 partitions; limits: ")
     again = run_cli("init", "--redis-url", redis_server, "--partitions", "4")
     assert again.returncode == 0  # idempotent
     refused = run_cli("init", "--redis-url", redis_server, "--partitions", "8")
@@ -148,6 +157,90 @@ def test_init_refuses_to_change_the_partition_count(
     assert "initialised with 4 partitions" in refused.stderr
     assert "refusing to change to 8" in refused.stderr
     assert real_client.hget("mes:deployment", "partitions") == b"4"
+
+
+# Three runs of one environment opened within the broker minute 12:00.
+_THREE_IN_A_MINUTE = [
+    {
+        "type": "check_in", "ts": f"2024-05-01T12:00:{10 * n:02d}Z", "project": "web",
+        "monitor_slug": "nightly", "check_in_id": f"00000000-0000-4000-8000-00000000000{n}",
+        "status": "in_progress",
+        "monitor_config": {"schedule": "* * * * *"} if n == 1 else None,
+    }
+    for n in (1, 2, 3)
+]  # fmt: skip
+
+
+def _rate_limited(events: list[dict[str, Any]]) -> list[str]:
+    return [
+        e["entry_id"]
+        for e in events
+        if e["type"] == "event_rejected"
+        and e["errors"][0]["type"] == "monitor_environment_ratelimited"
+    ]
+
+
+@pytest.mark.redis
+def test_the_pipeline_folds_with_the_limits_stored_at_init_and_refuses_others(
+    real_client: redis.Redis, redis_server: str, tmp_path: Path
+) -> None:
+    scenario = tmp_path / "three.jsonl"
+    scenario.write_text("".join(json.dumps(e) + "\n" for e in _THREE_IN_A_MINUTE))
+    init = run_cli("init", "--redis-url", redis_server, "--partitions", "1", "--rate-limit", "2")
+    assert init.returncode == 0, init.stderr
+    assert "2 check-ins per environment and minute" in init.stdout
+    # No flag: the deployment's limit (2) applies, so the third run is rejected, as the pure
+    # fold rejects it when told the same limit.
+    through_redis = run_cli("simulate", str(scenario), "--json", "--redis-url", redis_server)
+    assert through_redis.returncode == 0, through_redis.stderr
+    assert len(_rate_limited(json.loads(through_redis.stdout)["events"])) == 1
+    pure = run_cli("simulate", str(scenario), "--json", "--rate-limit", "2")
+    assert through_redis.stdout == pure.stdout
+    refused = run_cli(
+        "simulate", str(scenario), "--json", "--redis-url", redis_server, "--rate-limit", "5"
+    )
+    assert refused.returncode == 2
+    assert "checkins_per_minute is 2, not 5" in refused.stderr
+    assert refused.stdout == ""
+    again = run_cli("init", "--redis-url", redis_server, "--partitions", "1", "--rate-limit", "6")
+    assert again.returncode == 1
+    assert "refusing to change them" in again.stderr
+    assert real_client.hget("mes:deployment", "limit:checkins_per_minute") == b"2"
+
+
+@pytest.mark.redis
+def test_a_worker_process_folds_with_the_deployments_limits(
+    real_client: redis.Redis, redis_server: str
+) -> None:
+    init = run_cli("init", "--redis-url", redis_server, "--partitions", "1", "--rate-limit", "2")
+    assert init.returncode == 0, init.stderr
+    entries, invalid = split_scenario(json.dumps(e) for e in _THREE_IN_A_MINUTE)
+    assert not invalid
+    Producer(real_client, 1).append_all([e.event for e in entries], ids=[e.id for e in entries])
+    log = keys.partition_keys(0).log
+    env = {k: v for k, v in os.environ.items() if k != "MONITOR_ES_REDIS_URL"}
+    worker = subprocess.Popen(
+        [*CLI, "worker", "--redis-url", redis_server], env=env, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while (group := real_client.xinfo_groups(log)[0])["pending"] or group["lag"]:
+            assert time.monotonic() < deadline, "the worker did not fold the log"
+            time.sleep(0.1)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=15)
+    events = [
+        {"type": "event_rejected", "entry_id": e.entry_id, "errors": e.errors}
+        for _, payload in PartitionStore(real_client, 0).read_out()
+        for e in decode_out_entry(payload)
+        if isinstance(e, EventRejected)
+    ]
+    assert _rate_limited(events) == [entries[2].id]
+    # The worker no longer takes limits of its own: they would split a deployment's fold.
+    refused = run_cli("worker", "--redis-url", redis_server, "--rate-limit", "3")
+    assert refused.returncode == 2
+    assert "unrecognized arguments: --rate-limit" in refused.stderr
 
 
 @pytest.mark.redis

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 import zlib
+from dataclasses import replace
 
 import pytest
 from redis import Redis
 from redis.exceptions import ResponseError
 
+from monitor_es.domain.partition import Limits
 from monitor_es.store import functions, keys
 from monitor_es.store.connection import Client, as_text, connect
 from monitor_es.store.deployment import (
+    LIMIT_NAMES,
     DeploymentMismatch,
     NotInitialised,
     init_deployment,
@@ -135,6 +138,46 @@ def test_init_with_a_different_count_is_refused(client: Client) -> None:
     deployment = load_deployment(client)
     assert deployment is not None
     assert deployment.partitions == 16
+
+
+def test_init_stores_the_limits_it_is_asked_for_and_the_defaults_for_the_rest(
+    client: Client,
+) -> None:
+    made = init_deployment(client, N, {"checkins_per_minute": 3})
+    expected = replace(Limits(), checkins_per_minute=3)
+    assert made.limits == expected
+    loaded = load_deployment(client)
+    assert loaded is not None and loaded.limits == expected
+    assert client.hget(keys.DEPLOYMENT, "limit:checkins_per_minute") == b"3"
+    # Asking for nothing, or for what is stored, agrees with the deployment.
+    assert init_deployment(client, N).limits == expected
+    assert init_deployment(client, N, {"checkins_per_minute": 3}).limits == expected
+
+
+def test_init_with_other_limits_is_refused_and_the_stored_ones_stay(client: Client) -> None:
+    init_deployment(client, N, {"checkins_per_minute": 3})
+    with pytest.raises(DeploymentMismatch) as raised:
+        init_deployment(client, N, {"checkins_per_minute": 10, "max_monitors_per_project": 5})
+    assert str(raised.value) == (
+        "deployment folds with other limits (checkins_per_minute is 3, not 10; "
+        "max_monitors_per_project is 10000, not 5); refusing to change them: every worker "
+        "and every replay of a log must fold with the same limits (changing them is a "
+        "replay migration)"
+    )
+    loaded = load_deployment(client)
+    assert loaded is not None
+    assert loaded.limits == replace(Limits(), checkins_per_minute=3)
+
+
+def test_a_deployment_from_before_stored_limits_folds_with_the_defaults_until_init_names_them(
+    client: Client,
+) -> None:
+    init_deployment(client, N)
+    client.hdel(keys.DEPLOYMENT, *[f"limit:{name}" for name in LIMIT_NAMES])
+    loaded = load_deployment(client)
+    assert loaded is not None and loaded.limits == Limits()
+    again = init_deployment(client, N, {"max_environments_per_monitor": 7})
+    assert again.limits == replace(Limits(), max_environments_per_monitor=7)
 
 
 def test_a_refused_init_creates_no_partitions(client: Client) -> None:
