@@ -222,8 +222,41 @@ local function lease_release(keys, args)
   return 1
 end
 
+-- A write of the system-incident aggregator, fenced by the pulser token it runs under.
+-- KEYS: the hash holding the fence (a partition's meta, or the target itself), the target
+-- (same slot). ARGV: token, op ('xadd' | 'hset' | 'hdel'), then the op's field arguments.
+-- A token below the highest one this fence has seen is refused: a paused former
+-- aggregator cannot interleave its writes with its successor's once the successor wrote.
+local function aggregator_write(keys, args)
+  local token = to_int(args[1], 'token')
+  local op = args[2]
+  if #args < 3 then error('ERR malformed aggregator write') end
+  local seen = tonumber(redis.call('HGET', keys[1], 'aggregator_fence') or '0')
+  if token < seen then
+    return redis.error_reply('FENCED stale aggregator token ' .. token .. ' < ' .. seen)
+  end
+  local fields = {}
+  for i = 3, #args do fields[#fields + 1] = args[i] end
+  local result
+  if op == 'xadd' then
+    if #fields % 2 ~= 0 then error('ERR xadd needs field/value pairs') end
+    result = redis.call('XADD', keys[2], 'NOMKSTREAM', '*', unpack(fields))
+    if not result then return false end -- no stream: nothing written, not even the fence
+  elseif op == 'hset' then
+    if #fields % 2 ~= 0 then error('ERR hset needs field/value pairs') end
+    result = redis.call('HSET', keys[2], unpack(fields))
+  elseif op == 'hdel' then
+    result = redis.call('HDEL', keys[2], unpack(fields))
+  else
+    error('ERR unknown aggregator op ' .. tostring(op))
+  end
+  if token > seen then redis.call('HSET', keys[1], 'aggregator_fence', token) end
+  return result
+end
+
 redis.register_function('mes_commit_v1', commit)
 redis.register_function('mes_fail_v1', fail)
 redis.register_function('mes_lease_acquire_v1', lease_acquire)
 redis.register_function('mes_lease_renew_v1', lease_renew)
 redis.register_function('mes_lease_release_v1', lease_release)
+redis.register_function('mes_aggregator_write_v1', aggregator_write)

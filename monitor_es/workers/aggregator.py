@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from redis.typing import EncodableT, FieldT
+from redis.typing import EncodableT
 
+from monitor_es.codec import encode_valid_event
 from monitor_es.domain.events import ClockDecided
 from monitor_es.domain.system_incidents import (
     Decision,
@@ -25,9 +26,9 @@ from monitor_es.domain.system_incidents import (
     pruned_minutes,
 )
 from monitor_es.domain.time import ONE_MINUTE, from_ms, to_ms, trunc_minute
-from monitor_es.producer import Producer
 from monitor_es.store import keys
 from monitor_es.store.connection import Client, as_text
+from monitor_es.store.fenced_writes import FencedWriter
 
 _LAST_TICK = "last_tick"
 _INCIDENT_START = "incident_start"
@@ -46,11 +47,16 @@ class Aggregator:
         self.client = client
         self.partitions = partitions
         self.thresholds = thresholds or Thresholds()
-        self.producer = Producer(client, partitions)
         self._classes: dict[datetime, MetricClass] = {}
+        self._writer = FencedWriter(client, partitions, 0)
 
-    def step(self) -> list[ClockDecided]:
-        """Decides every tick that all partitions have passed; returns what it broadcast."""
+    def step(self, token: int) -> list[ClockDecided]:
+        """Decides every tick that all partitions have passed; returns what it broadcast.
+
+        `token` is the pulser lease's fencing token: every write is refused (functions.Fenced)
+        once a pulser with a newer token has written there.
+        """
+        self._writer = FencedWriter(self.client, self.partitions, token)
         slowest = self._slowest_minute()
         if slowest is None:
             return []
@@ -59,7 +65,7 @@ class Aggregator:
         sent: list[ClockDecided] = []
         while tick <= slowest:
             sent.extend(self._decide(tick))
-            self.client.hset(keys.SYSTEM_INCIDENT_STATE, _LAST_TICK, _epoch(tick))
+            self._writer.hset(keys.SYSTEM_INCIDENT_STATE, {_LAST_TICK: _epoch(tick)})
             tick += ONE_MINUTE
         return sent
 
@@ -80,13 +86,13 @@ class Aggregator:
         result = decide(tick, self._metric_class, self._stored, self.thresholds)
         decisions = [(tick, result.decision), *result.backfill]
         events = [ClockDecided(minute=minute, decision=d.value) for minute, d in decisions]
-        self.producer.append_all(events)
+        self._writer.broadcast([encode_valid_event(event) for event in events])
         if result.transition is Transition.INCIDENT_STARTED:
-            self.client.hset(keys.SYSTEM_INCIDENT_STATE, _INCIDENT_START, _epoch(result.ts))
+            self._writer.hset(keys.SYSTEM_INCIDENT_STATE, {_INCIDENT_START: _epoch(result.ts)})
         elif result.transition is Transition.INCIDENT_RECOVERED:
             self._prune(result.ts)
-        rewrite: dict[FieldT, EncodableT] = {_epoch(minute): d.value for minute, d in decisions}
-        self.client.hset(keys.SYSTEM_INCIDENT_LOG, mapping=rewrite)
+        rewrite: dict[str | int, EncodableT] = {_epoch(minute): d.value for minute, d in decisions}
+        self._writer.hset(keys.SYSTEM_INCIDENT_LOG, rewrite)
         return events
 
     def _stored(self, minute: datetime) -> Decision | None:
@@ -117,10 +123,9 @@ class Aggregator:
         start = self.client.hget(keys.SYSTEM_INCIDENT_STATE, _INCIDENT_START)
         if start is None:
             return
-        minutes = pruned_minutes(from_ms(int(start) * 1000), recovered)
-        pipe = self.client.pipeline(transaction=False)
+        minutes = [
+            _epoch(minute) for minute in pruned_minutes(from_ms(int(start) * 1000), recovered)
+        ]
         for p in range(self.partitions):
-            for minute in minutes:
-                pipe.hdel(keys.partition_keys(p).volume, _epoch(minute))
-        pipe.execute()
+            self._writer.hdel_volumes(p, minutes)
         self._classes.clear()

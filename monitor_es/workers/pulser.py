@@ -10,6 +10,7 @@ from monitor_es.domain.events import ClockPulsed
 from monitor_es.producer import Producer
 from monitor_es.store.connection import REDIS_ERRORS, Client
 from monitor_es.store.deployment import NotInitialised
+from monitor_es.store.functions import Fenced
 from monitor_es.store.leases import LeaseClient
 from monitor_es.workers.aggregator import Aggregator
 from monitor_es.workers.rounds import run_rounds
@@ -69,5 +70,10 @@ class Pulser:
                 return False
         self.producer.append(ClockPulsed())
         if self.aggregator is not None:
-            self.aggregator.step()
+            try:
+                self.aggregator.step(self.token)
+            except Fenced:
+                # A newer pulser wrote while this one was paused: it is no longer the one.
+                log.warning("pulser lease lost (fenced by a newer pulser)")
+                self.token = None
         return True

@@ -30,11 +30,13 @@ from monitor_es.producer import Producer
 from monitor_es.store import keys
 from monitor_es.store.connection import Client, as_text
 from monitor_es.store.deployment import init_deployment
+from monitor_es.store.functions import Fenced
 from monitor_es.store.keys import partition_for
 from monitor_es.store.log import PartitionStore
 from monitor_es.workers.aggregator import Aggregator
 from monitor_es.workers.drain import drain
 from monitor_es.workers.partition import load_partition
+from monitor_es.workers.pulser import Pulser
 
 N = 4
 DAY = timedelta(days=1)
@@ -101,15 +103,16 @@ def test_a_40_percent_drop_is_broadcast_as_an_incident_to_every_partition(
     aggregator = Aggregator(client, N)
 
     set_stream_time(client, base + timedelta(seconds=30))
-    assert aggregator.step() == [ClockDecided(minute=base, decision="normal")]
+    assert aggregator.step(1) == [ClockDecided(minute=base, decision="normal")]
     set_stream_time(client, base + MINUTE + timedelta(seconds=30))
     # Tick base+1 is decided from the metric of minute `base`, 42 % below its history.
-    assert aggregator.step() == [ClockDecided(minute=base + MINUTE, decision="incident")]
+    assert aggregator.step(1) == [ClockDecided(minute=base + MINUTE, decision="incident")]
 
     expected = [(base, "normal"), (base + MINUTE, "incident")]
     for p in range(N):
         assert decisions_in_log(client, p) == expected
     stored = client.hgetall(keys.SYSTEM_INCIDENT_LOG)
+    assert stored.pop(b"aggregator_fence") == b"1"  # the token it wrote under
     assert {int(k): as_text(v) for k, v in stored.items()} == {
         _epoch(base): "normal",
         _epoch(base + MINUTE): "incident",
@@ -124,7 +127,7 @@ def test_a_20_percent_drop_is_only_abnormal(client: Client, base: datetime) -> N
     write_volumes(client, today, base)
     set_stream_time(client, base + MINUTE)
     aggregator = Aggregator(client, N)
-    assert aggregator.step() == [ClockDecided(minute=base + MINUTE, decision="abnormal")]
+    assert aggregator.step(1) == [ClockDecided(minute=base + MINUTE, decision="abnormal")]
     assert decisions_in_log(client, 0) == [(base + MINUTE, "abnormal")]
 
 
@@ -134,17 +137,59 @@ def test_ticks_are_decided_once_and_only_when_every_partition_has_passed_them(
     write_volumes(client, {base - n * MINUTE: NORMAL for n in range(0, 8)}, base)
     for p in range(1, N):
         client.hset(keys.partition_keys(p).meta, "stream_ms", to_ms(base + 5 * MINUTE))
-    assert Aggregator(client, N).step() == []  # partition 0 never reported: wait for it
+    assert Aggregator(client, N).step(1) == []  # partition 0 never reported: wait for it
     assert all(decisions_in_log(client, p) == [] for p in range(N))
 
     client.hset(keys.partition_keys(0).meta, "stream_ms", to_ms(base))
-    assert Aggregator(client, N).step() == [ClockDecided(minute=base, decision="normal")]
+    assert Aggregator(client, N).step(1) == [ClockDecided(minute=base, decision="normal")]
     set_stream_time(client, base + 3 * MINUTE)
     restarted = Aggregator(client, N)  # a new pulser process continues from the stored tick
-    decided = restarted.step()
+    decided = restarted.step(1)
     assert [d.minute for d in decided] == [base + n * MINUTE for n in (1, 2, 3)]
-    assert restarted.step() == []
+    assert restarted.step(1) == []
     assert len(decisions_in_log(client, 2)) == 4
+
+
+def test_a_paused_former_aggregator_is_fenced_once_its_successor_has_written(
+    client: Client, base: datetime
+) -> None:
+    # Pulser 1 decides, pauses past its lease; pulser 2 (token 2) takes over and decides.
+    # When 1 wakes up, each of its writes is refused: it can neither broadcast a decision
+    # computed from what it read before its pause nor move the stored tick.
+    today = {base - n * MINUTE: NORMAL for n in range(1, 8)}
+    today[base] = today[base + MINUTE] = DROP_40
+    write_volumes(client, today, base)
+    former, successor = Aggregator(client, N), Aggregator(client, N)
+    set_stream_time(client, base + timedelta(seconds=30))
+    assert former.step(1) == [ClockDecided(minute=base, decision="normal")]
+    set_stream_time(client, base + MINUTE + timedelta(seconds=30))
+    assert successor.step(2) == [ClockDecided(minute=base + MINUTE, decision="incident")]
+    logs = [decisions_in_log(client, p) for p in range(N)]
+    stored = client.hgetall(keys.SYSTEM_INCIDENT_STATE)
+    client.hdel(keys.SYSTEM_INCIDENT_STATE, "last_tick")  # so the former one tries to write
+    with pytest.raises(Fenced):
+        former.step(1)
+    client.hset(keys.SYSTEM_INCIDENT_STATE, "last_tick", stored[b"last_tick"])
+    assert [decisions_in_log(client, p) for p in range(N)] == logs
+    assert client.hgetall(keys.SYSTEM_INCIDENT_STATE) == stored
+    # The successor goes on under its own token.
+    set_stream_time(client, base + 2 * MINUTE + timedelta(seconds=30))
+    assert [d.minute for d in successor.step(2)] == [base + 2 * MINUTE]
+
+
+def test_a_pulser_whose_aggregator_is_fenced_gives_the_lease_up(
+    client: Client, base: datetime
+) -> None:
+    write_volumes(client, {base - n * MINUTE: NORMAL for n in range(0, 8)}, base)
+    set_stream_time(client, base + timedelta(seconds=30))
+    pulser = Pulser(client, N, interval_s=1.0, owner="pulser-a", system_incidents=True)
+    assert pulser.tick() and pulser.token == 1
+    # A newer pulser wrote to the partitions (its token is 5) while this one held token 1.
+    client.hset(keys.partition_keys(0).meta, "aggregator_fence", 5)
+    set_stream_time(client, base + MINUTE + timedelta(seconds=30))
+    pulser.tick()
+    assert pulser.token is None  # it stops deciding and competes for the lease again
+    assert decisions_in_log(client, 0) == [(base, "normal")]
 
 
 def test_reducers_turn_running_check_ins_unknown_at_an_incident_tick(
@@ -171,9 +216,9 @@ def test_reducers_turn_running_check_ins_unknown_at_an_incident_tick(
     write_volumes(client, today, base)
     aggregator = Aggregator(client, N)
     set_stream_time(client, base)
-    aggregator.step()
+    aggregator.step(1)
     set_stream_time(client, base + MINUTE)
-    assert aggregator.step() == [ClockDecided(minute=base + MINUTE, decision="incident")]
+    assert aggregator.step(1) == [ClockDecided(minute=base + MINUTE, decision="incident")]
     # The decisions carry broker time (now); a pulse a minute later ticks under them.
     next_tick = trunc_minute(from_ms(int(time.time() * 1000))) + 2 * MINUTE
     producer.append_all([ClockPulsed()], ids=[f"{to_ms(next_tick)}-0"])

@@ -888,6 +888,10 @@ class CrashingClient:
         self.write()
         return self.client.hset(*args, **kwargs)
 
+    def fcall(self, *args: Any) -> Any:
+        self.write()  # every fenced aggregator write is one Function call
+        return self.client.fcall(*args)
+
     def pipeline(self, transaction: bool = True) -> CrashingPipeline:
         return CrashingPipeline(self, self.client.pipeline(transaction=transaction))
 
@@ -966,11 +970,11 @@ def run_decisions(
     for n in range(AGGREGATOR_TICKS):
         set_stream_time(client, base + n * MINUTE + timedelta(seconds=30))
         try:
-            aggregator.step()
+            aggregator.step(1)
         except Crash:
             if restart:
                 aggregator = Aggregator(client, AGGREGATOR_PARTITIONS)
-            aggregator.step()
+            aggregator.step(1)
     outcome: dict[str, Any] = {
         "decisions": client.hgetall(keys.SYSTEM_INCIDENT_LOG),
         "state": client.hgetall(keys.SYSTEM_INCIDENT_STATE),

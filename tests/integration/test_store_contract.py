@@ -117,7 +117,43 @@ def test_init_loads_the_versioned_functions(client: Client) -> None:
         functions.LEASE_ACQUIRE,
         functions.LEASE_RENEW,
         functions.LEASE_RELEASE,
+        functions.AGGREGATOR_WRITE,
     }
+
+
+def test_aggregator_writes_are_refused_below_the_highest_token_their_fence_has_seen(
+    client: Client,
+) -> None:
+    init_deployment(client, N)
+    pk = keys.partition_keys(0)
+
+    def write(token: int, op: str, target: str, *fields: object) -> object:
+        fence = target if target.startswith(keys.PREFIX + "system") else pk.meta
+        return functions.fcall(
+            client, functions.AGGREGATOR_WRITE, [fence, target], [token, op, *fields]
+        )
+
+    assert write(3, "hset", keys.SYSTEM_INCIDENT_STATE, "last_tick", 60) == 1
+    assert write(3, "hset", keys.SYSTEM_INCIDENT_STATE, "last_tick", 120) == 0  # same token
+    with pytest.raises(functions.Fenced):
+        write(2, "hset", keys.SYSTEM_INCIDENT_STATE, "last_tick", 0)
+    assert client.hget(keys.SYSTEM_INCIDENT_STATE, "last_tick") == b"120"
+    assert write(4, "xadd", pk.log, "e", b"decision") is not None
+    with pytest.raises(functions.Fenced):
+        write(3, "xadd", pk.log, "e", b"stale")
+    assert [payload for _, payload in PartitionStore(client, 0).read_range()] == [b"decision"]
+    client.hset(pk.volume, mapping={"60": 5, "120": 6})
+    with pytest.raises(functions.Fenced):
+        write(3, "hdel", pk.volume, "60")
+    assert write(4, "hdel", pk.volume, "60") == 1
+    assert client.hkeys(pk.volume) == [b"120"]
+    # A missing log is not created (NOMKSTREAM), and its fence is left as it was.
+    gone = keys.partition_keys(N)
+    assert write(9, "xadd", gone.log, "e", b"x") is None
+    assert client.exists(gone.log) == 0
+    assert client.hget(gone.meta, "aggregator_fence") is None
+    with pytest.raises(ResponseError, match="unknown aggregator op"):
+        write(9, "del", pk.log, "x")
 
 
 def test_init_again_with_the_same_count_keeps_the_logs(client: Client) -> None:
