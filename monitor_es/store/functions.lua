@@ -222,6 +222,19 @@ local function lease_release(keys, args)
   return 1
 end
 
+-- The worker registry, timed by the server's clock (hosts' clocks may disagree).
+-- KEYS: the registry sorted set. ARGV: owner, ttl_ms. Records the owner as alive now,
+-- forgets owners silent for more than a ttl and returns the live ones, sorted.
+local function heartbeat(keys, args)
+  local ttl = to_int(args[2], 'ttl_ms')
+  if ttl <= 0 or not string.match(args[1], '^%S+$') then error('ERR bad heartbeat arguments') end
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  redis.call('ZADD', keys[1], now, args[1])
+  redis.call('ZREMRANGEBYSCORE', keys[1], '-inf', '(' .. (now - ttl))
+  return redis.call('ZRANGE', keys[1], 0, -1)
+end
+
 -- A write of the system-incident aggregator, fenced by the pulser token it runs under.
 -- KEYS: the hash holding the fence (a partition's meta, or the target itself), the target
 -- (same slot). ARGV: token, op ('xadd' | 'hset' | 'hdel'), then the op's field arguments.
@@ -260,3 +273,4 @@ redis.register_function('mes_lease_acquire_v1', lease_acquire)
 redis.register_function('mes_lease_renew_v1', lease_renew)
 redis.register_function('mes_lease_release_v1', lease_release)
 redis.register_function('mes_aggregator_write_v1', aggregator_write)
+redis.register_function('mes_heartbeat_v1', heartbeat)

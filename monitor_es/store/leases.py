@@ -17,8 +17,9 @@ class Lease:
     token: int
 
 
-# This module reads no clock: lease expiry is timed by the Redis server (SET ... PX), and the
-# worker registry is given its times by the caller.
+# This module reads no clock: lease expiry is timed by the Redis server (SET ... PX), and so
+# is the worker registry (its Function reads TIME), so hosts whose clocks disagree still
+# agree on who is alive.
 
 
 class LeaseClient:
@@ -59,16 +60,13 @@ class LeaseClient:
         """Give the pulser lease held with ``token`` up."""
         return self._release(keys.PULSER_LEASE, token)
 
-    def heartbeat(self, now_ms: int) -> None:
-        """Record this worker as alive at ``now_ms`` and forget workers silent for a ttl."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zadd(keys.WORKERS, {self.owner: now_ms})
-        pipe.zremrangebyscore(keys.WORKERS, "-inf", f"({now_ms - self.ttl_ms}")
-        pipe.execute()
+    def heartbeat(self) -> list[str]:
+        """Record this worker as alive now (server time); return the live workers, sorted.
 
-    def live_workers(self, now_ms: int) -> list[str]:
-        """Return the owners whose last heartbeat is within one ttl of ``now_ms``."""
-        members = self.client.zrangebyscore(keys.WORKERS, now_ms - self.ttl_ms, "+inf")
+        Workers silent for more than a ttl are forgotten.
+        """
+        args = [self.owner, self.ttl_ms]
+        members = functions.fcall(self.client, functions.HEARTBEAT, [keys.WORKERS], args)
         return sorted(as_text(m) for m in members)
 
     def leave(self) -> None:

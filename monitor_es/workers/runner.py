@@ -24,7 +24,6 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
 
 import redis
 
@@ -76,7 +75,6 @@ class WorkerProcess:
         lease_ttl_ms: int = 10_000,
         batch: int = 500,
         block_ms: int = 1_000,
-        wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.client = client
         self.partitions = partitions
@@ -89,7 +87,6 @@ class WorkerProcess:
         self.block_ms = max(min(block_ms, lease_ttl_ms // 4), 1)
         # A read may start while the lease stays valid for its longest block plus a margin.
         self._read_guard_s = (self.block_ms + lease_ttl_ms / 10) / 1000
-        self.wall_ms = wall_ms
         self.owned: dict[int, _Owned] = {}
 
     def run(self, stop: threading.Event) -> None:
@@ -105,13 +102,12 @@ class WorkerProcess:
 
     def manage(self) -> None:
         """One round: heartbeat, renew, drop lost or surplus leases, take free partitions."""
-        self.leases.heartbeat(self.wall_ms())
+        live = max(len(self.leases.heartbeat()), 1)
         lost: list[int] = []
         for partition, owned in list(self.owned.items()):
             if not (owned.alive() and self._renew(owned)):
                 lost.append(partition)
         self._drop(lost)
-        live = max(len(self.leases.live_workers(self.wall_ms())), 1)
         share = fair_share(self.partitions, live)
         # Hand surplus back so a newcomer gets its share.
         self._drop(sorted(self.owned, reverse=True)[: max(len(self.owned) - share, 0)])

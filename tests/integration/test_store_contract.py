@@ -118,6 +118,7 @@ def test_init_loads_the_versioned_functions(client: Client) -> None:
         functions.LEASE_RENEW,
         functions.LEASE_RELEASE,
         functions.AGGREGATOR_WRITE,
+        functions.HEARTBEAT,
     }
 
 
@@ -496,16 +497,23 @@ def test_only_one_pulser_holds_the_pulser_lease(loaded: Client) -> None:
     assert b.acquire_pulser() == 2
 
 
-def test_live_workers_are_those_with_a_heartbeat_within_one_ttl(loaded: Client) -> None:
+def test_live_workers_are_those_with_a_heartbeat_within_one_ttl_of_server_time(
+    loaded: Client,
+) -> None:
     a, b = LeaseClient(loaded, "a", 1_000), LeaseClient(loaded, "b", 1_000)
-    a.heartbeat(10_000)
-    b.heartbeat(10_500)
-    assert a.live_workers(10_900) == ["a", "b"]
-    assert a.live_workers(11_200) == ["b"]
-    b.heartbeat(12_000)  # also forgets workers silent for more than a ttl
-    assert loaded.zrange(keys.WORKERS, 0, -1) == [b"b"]
+    assert a.heartbeat() == ["a"]
+    assert b.heartbeat() == ["a", "b"]
+    # Scores are the server's milliseconds, whatever the workers' own clocks say.
+    seconds, micros = loaded.time()
+    server_ms = seconds * 1000 + micros // 1000
+    scores = dict(loaded.zrange(keys.WORKERS, 0, -1, withscores=True))
+    assert all(abs(score - server_ms) < 1_000 for score in scores.values())
+    # A worker last seen more than a ttl ago (by server time) is forgotten at the next beat.
+    loaded.zadd(keys.WORKERS, {"gone": server_ms - 5_000})
+    assert b.heartbeat() == ["a", "b"]
+    assert loaded.zscore(keys.WORKERS, "gone") is None
     b.leave()
-    assert b.live_workers(12_000) == []
+    assert a.heartbeat() == ["a"]
 
 
 @pytest.mark.parametrize(
