@@ -120,6 +120,34 @@ def test_held_window_keeps_the_failing_check_in_last_when_dates_tie() -> None:
     assert failed_ids(released) == [guid(2), guid(2)]
 
 
+def test_held_window_whose_failures_were_all_revived_is_released_without_a_crash() -> None:
+    """§5.4 with §8.15: the reducer is total (conventions.md). Two runs time out at one tick
+    while its decision is pending; the second opens the incident (threshold 2) with both in
+    its window, so both occurrences are held. Heartbeats revive both runs before the
+    decision settles: no check-in of the window is a failure any more, so there is no
+    failure reason to report and nothing is sent. (Deviation, fixed: release_held sent the
+    first run's occurrence with an empty failure reason and the reducer raised IndexError.)"""
+    run = Run()
+    config = {**HOURLY, "failure_issue_threshold": 2, "max_runtime": 5}
+    run.checkin(T + secs(5), "in_progress", id=guid(1), config=config)
+    run.checkin(T + secs(10), "in_progress", id=guid(2))
+    run.decide(T + secs(20), T + minutes(5), "abnormal")
+    events = run.pulse(T + minutes(5))
+    held = [h.failed_check_in_id for h in of_type(events, "issue_occurrence_held")]
+    assert held == [guid(1), guid(2)]
+    run.checkin(T + minutes(5) + secs(10), "in_progress", id=guid(1))
+    run.checkin(T + minutes(5) + secs(20), "in_progress", id=guid(2))
+
+    released = run.decide(T + minutes(5) + secs(30), T + minutes(5), "normal")
+
+    assert failed_ids(released) == []
+    assert run.env().held == []
+    assert run.env().incident is not None  # incidents are not rolled back
+    # Each revived run reports itself when it times out again.
+    again = run.pulse(T + minutes(10))
+    assert failed_ids(again) == [guid(1), guid(2)]
+
+
 def test_recovery_threshold_counts_the_newest_check_ins_behind_an_old_running_one() -> None:
     """§4.5: "recovery > 1: take the `recovery` most recent check-ins of the environment by
     date_added (no upper bound), all must be OK"; domain.md: "the N most recent check-ins
