@@ -292,6 +292,33 @@ def test_a_schedule_edit_recomputes_every_environment_of_the_monitor() -> None:
         assert (env.next_checkin, env.next_checkin_latest) == (T + minutes(10), T + minutes(11))
 
 
+def test_a_schedule_edit_starts_expecting_an_environment_that_never_checked_in() -> None:
+    """§8.25: a schedule change recomputes next/latest "for every environment ... (and sets
+    `last_checkin = now` where it was null)". An environment exists without any check-in
+    when its first check-in was refused after it was created (§2.3 step 11 before step 12)."""
+    run = Run()
+    run.checkin(T + secs(10), "ok", id=guid(1), config=HOURLY)
+    refused = run.checkin(T + secs(20), "ok", id=guid(1), env="staging")
+    assert [e["type"] for e in of_type(refused, "event_rejected")[0].errors] == [
+        "checkin_environment_mismatch"
+    ]
+    staging = run.env(name="staging")
+    assert (staging.last_checkin, staging.next_checkin) == (None, None)
+
+    run.configure(
+        T + minutes(7) + secs(30), {"schedule_type": "crontab", "schedule": "*/5 * * * *"}
+    )
+
+    assert staging.last_checkin == T + minutes(7) + secs(30)
+    assert (staging.next_checkin, staging.next_checkin_latest) == (T + minutes(10), T + minutes(11))
+    assert run.env().last_checkin == T + secs(10)  # only a null one is set
+    missed = of_type(run.pulse(T + minutes(11)), "check_in_created")
+    assert sorted((c.environment, c.date_added) for c in missed) == [
+        ("production", T + minutes(10)),
+        ("staging", T + minutes(10)),
+    ]
+
+
 def test_setting_an_unset_runtime_to_30_re_times_a_heartbeat_extended_run() -> None:
     """§8.25: "changing `max_runtime` recomputes `timeout_at = trunc(date_added) + new runtime`
     for all IN_PROGRESS check-ins" — unset → 30 is a change of the stored value (Sentry

@@ -310,6 +310,62 @@ def test_fixed_time_job_in_the_skipped_hour_is_missed_at_the_end_of_the_gap() ->
     assert run.env().next_checkin == datetime(2024, 4, 1, 0, 30, tzinfo=UTC)  # 02:30 CEST
 
 
+def test_the_clock_follows_the_broker_time_not_the_received_time() -> None:
+    """§8.1: "Ticks come from ingest message timestamps", never from `start_time` (our
+    `received`). A check-in received in a later minute does not move the clock there, and
+    one received long before its broker time is applied after the ticks it crossed (§8.2)."""
+    run = Run()
+    run.checkin(T + secs(10), "ok", config=EVERY_MINUTE)  # next T+1, latest T+2
+    ahead = run.checkin(T + minutes(1) + secs(30), "ok", slug="other", config=EVERY_MINUTE,
+                        received=T + minutes(9))  # fmt: skip
+    assert run.p.clock.last_tick == T + minutes(1)
+    assert of_type(ahead, "mark_missing") == []
+    assert run.env().status == "ok"
+    # Broker time T+2: the tick of T+2 runs before this entry, although it was received
+    # at T+1:30, so `job` is already missed (dated T+1) when the late-delivered ok lands.
+    behind = run.checkin(T + minutes(2) + secs(5), "ok", received=T + minutes(1) + secs(30))
+    assert [e.ts for e in of_type(behind, "mark_missing")] == [T + minutes(2)]
+    assert [e.date_added for e in created(behind, "missed")] == [T + minutes(1)]
+    assert [e.date_added for e in created(behind, "ok")] == [T + minutes(1) + secs(30)]
+
+
+def test_a_miss_has_no_newer_check_in_guard() -> None:
+    """§8.10: "MISSED rows have no such guard (their guard is next_checkin_latest)". An ok
+    dated after the expected slot (received ahead of its broker time) does not stop a
+    schedule edit's slot from being missed, nor its incident."""
+    run = Run()
+    run.checkin(T + secs(10), "ok", config=HOURLY)
+    run.checkin(T + minutes(20), "ok", id=guid(2), received=T + minutes(70))
+    run.configure(
+        T + minutes(30) + secs(30), {"schedule_type": "crontab", "schedule": "*/10 * * * *"}
+    )
+    assert run.env().next_checkin_latest == T + minutes(41)
+    events = run.pulse(T + minutes(41))
+    (missed,) = created(events, "missed")
+    assert missed.date_added == T + minutes(40) < run.find(guid(2)).date_added
+    assert failed_ids(events) == [missed.check_in_id]
+    assert run.env().status == "missed"
+    assert run.env().last_checkin == T + minutes(70)  # a miss never moves it
+
+
+def test_late_ok_of_an_older_run_resolves_the_incident_a_later_miss_opened() -> None:
+    """§8.11: "an OK for an old run still resolves the current incident (even one opened by
+    a *later* miss)"; domain.md difference 3: `last_checkin` keeps the newest date_added,
+    and the next expected time is computed from the closing message (§2.7)."""
+    run = Run()
+    run.checkin(T + secs(10), "in_progress", id=guid(1), config={**HOURLY, "max_runtime": 120})
+    opened = of_type(run.pulse(T + minutes(61)), "incident_opened")  # misses 13:00
+    assert [o.started_at for o in opened] == [T + minutes(60)]
+    run.checkin(T + minutes(62), "in_progress", id=guid(2))  # a newer run starts
+    events = run.checkin(T + minutes(90), "ok", id=guid(1))
+    (resolved,) = of_type(events, "incident_resolved")
+    assert (resolved.resolving_check_in_id, resolved.resolved_at) == (guid(1), T + secs(10))
+    assert run.env().incident is None
+    assert run.env().status == "ok"
+    assert run.env().last_checkin == T + minutes(62)  # not back to the old run's start
+    assert run.env().next_checkin == T + minutes(120)
+
+
 # --- Broken detection (§6.2) -------------------------------------------------------------------
 
 WED_MAY_15_1500 = datetime(2024, 5, 15, 15, 0, tzinfo=UTC)
