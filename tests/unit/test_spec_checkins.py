@@ -217,6 +217,27 @@ def test_closing_clears_the_timeout_so_the_run_never_times_out() -> None:
     assert run.find(guid(1)).status == "ok"
 
 
+def test_a_duration_sent_with_in_progress_is_never_stored() -> None:
+    """domain.md: "A duration is set only by a closing message (sent or computed at close),
+    never by a heartbeat" (Sentry stores any truthy duration, §2.6 and §2.8 step 8). Neither
+    the opening message, a heartbeat nor an out-of-order in_progress sets one."""
+    run = Run()
+    run.checkin(T + secs(10), "in_progress", id=guid(1), config=HOURLY, duration=5)
+    assert run.find(guid(1)).duration_ms is None
+    run.checkin(T + minutes(2), "in_progress", id=guid(1), duration=7)
+    assert run.find(guid(1)).duration_ms is None
+    run.checkin(T + minutes(3) + secs(10), "ok", id=guid(1))
+    assert run.find(guid(1)).duration_ms == 180_000  # computed at close, from the start
+
+    run.checkin(T + minutes(5), "ok", id=guid(2))  # created closed, no duration
+    events = run.checkin(T + minutes(5) + secs(1), "in_progress", id=guid(2), duration=9,
+                         received=T + minutes(4))  # fmt: skip
+    assert of_type(events, "event_rejected") == []
+    checkin = run.find(guid(2))
+    assert (checkin.status, checkin.duration_ms) == ("ok", None)
+    assert checkin.date_in_progress == T + minutes(4)
+
+
 def test_heartbeat_timeout_uses_the_current_config_not_the_one_at_creation() -> None:
     """§2.8 step 8: for IN_PROGRESS heartbeats `min(trunc_minute(start_time) + max_runtime,
     ...)` "using the **current** monitor config (not the snapshot)"."""
