@@ -252,6 +252,10 @@ def release_held(p: Partition, fx: Effects, monitor: Monitor, env: Environment) 
             continue
         else:
             window = [by_id[i] for i in held.window if i in by_id]
+            if not any(c.status in FAILURES for c in window):
+                # Heartbeats revived every failure of the window: no failure reason is left
+                # to report, so nothing is (each reports itself if it times out again).
+                continue
             send_occurrence(
                 fx, monitor, env, incident, checkin=checkin, window=window, received=held.tick
             )

@@ -217,6 +217,27 @@ def test_closing_clears_the_timeout_so_the_run_never_times_out() -> None:
     assert run.find(guid(1)).status == "ok"
 
 
+def test_a_duration_sent_with_in_progress_is_never_stored() -> None:
+    """domain.md: "A duration is set only by a closing message (sent or computed at close),
+    never by a heartbeat" (Sentry stores any truthy duration, §2.6 and §2.8 step 8). Neither
+    the opening message, a heartbeat nor an out-of-order in_progress sets one."""
+    run = Run()
+    run.checkin(T + secs(10), "in_progress", id=guid(1), config=HOURLY, duration=5)
+    assert run.find(guid(1)).duration_ms is None
+    run.checkin(T + minutes(2), "in_progress", id=guid(1), duration=7)
+    assert run.find(guid(1)).duration_ms is None
+    run.checkin(T + minutes(3) + secs(10), "ok", id=guid(1))
+    assert run.find(guid(1)).duration_ms == 180_000  # computed at close, from the start
+
+    run.checkin(T + minutes(5), "ok", id=guid(2))  # created closed, no duration
+    events = run.checkin(T + minutes(5) + secs(1), "in_progress", id=guid(2), duration=9,
+                         received=T + minutes(4))  # fmt: skip
+    assert of_type(events, "event_rejected") == []
+    checkin = run.find(guid(2))
+    assert (checkin.status, checkin.duration_ms) == ("ok", None)
+    assert checkin.date_in_progress == T + minutes(4)
+
+
 def test_heartbeat_timeout_uses_the_current_config_not_the_one_at_creation() -> None:
     """§2.8 step 8: for IN_PROGRESS heartbeats `min(trunc_minute(start_time) + max_runtime,
     ...)` "using the **current** monitor config (not the snapshot)"."""
@@ -290,6 +311,33 @@ def test_a_schedule_edit_recomputes_every_environment_of_the_monitor() -> None:
     for name in ("production", "staging"):
         env = run.env(name=name)
         assert (env.next_checkin, env.next_checkin_latest) == (T + minutes(10), T + minutes(11))
+
+
+def test_a_schedule_edit_starts_expecting_an_environment_that_never_checked_in() -> None:
+    """§8.25: a schedule change recomputes next/latest "for every environment ... (and sets
+    `last_checkin = now` where it was null)". An environment exists without any check-in
+    when its first check-in was refused after it was created (§2.3 step 11 before step 12)."""
+    run = Run()
+    run.checkin(T + secs(10), "ok", id=guid(1), config=HOURLY)
+    refused = run.checkin(T + secs(20), "ok", id=guid(1), env="staging")
+    assert [e["type"] for e in of_type(refused, "event_rejected")[0].errors] == [
+        "checkin_environment_mismatch"
+    ]
+    staging = run.env(name="staging")
+    assert (staging.last_checkin, staging.next_checkin) == (None, None)
+
+    run.configure(
+        T + minutes(7) + secs(30), {"schedule_type": "crontab", "schedule": "*/5 * * * *"}
+    )
+
+    assert staging.last_checkin == T + minutes(7) + secs(30)
+    assert (staging.next_checkin, staging.next_checkin_latest) == (T + minutes(10), T + minutes(11))
+    assert run.env().last_checkin == T + secs(10)  # only a null one is set
+    missed = of_type(run.pulse(T + minutes(11)), "check_in_created")
+    assert sorted((c.environment, c.date_added) for c in missed) == [
+        ("production", T + minutes(10)),
+        ("staging", T + minutes(10)),
+    ]
 
 
 def test_setting_an_unset_runtime_to_30_re_times_a_heartbeat_extended_run() -> None:

@@ -120,6 +120,34 @@ def test_held_window_keeps_the_failing_check_in_last_when_dates_tie() -> None:
     assert failed_ids(released) == [guid(2), guid(2)]
 
 
+def test_held_window_whose_failures_were_all_revived_is_released_without_a_crash() -> None:
+    """§5.4 with §8.15: the reducer is total (conventions.md). Two runs time out at one tick
+    while its decision is pending; the second opens the incident (threshold 2) with both in
+    its window, so both occurrences are held. Heartbeats revive both runs before the
+    decision settles: no check-in of the window is a failure any more, so there is no
+    failure reason to report and nothing is sent. (Deviation, fixed: release_held sent the
+    first run's occurrence with an empty failure reason and the reducer raised IndexError.)"""
+    run = Run()
+    config = {**HOURLY, "failure_issue_threshold": 2, "max_runtime": 5}
+    run.checkin(T + secs(5), "in_progress", id=guid(1), config=config)
+    run.checkin(T + secs(10), "in_progress", id=guid(2))
+    run.decide(T + secs(20), T + minutes(5), "abnormal")
+    events = run.pulse(T + minutes(5))
+    held = [h.failed_check_in_id for h in of_type(events, "issue_occurrence_held")]
+    assert held == [guid(1), guid(2)]
+    run.checkin(T + minutes(5) + secs(10), "in_progress", id=guid(1))
+    run.checkin(T + minutes(5) + secs(20), "in_progress", id=guid(2))
+
+    released = run.decide(T + minutes(5) + secs(30), T + minutes(5), "normal")
+
+    assert failed_ids(released) == []
+    assert run.env().held == []
+    assert run.env().incident is not None  # incidents are not rolled back
+    # Each revived run reports itself when it times out again.
+    again = run.pulse(T + minutes(10))
+    assert failed_ids(again) == [guid(1), guid(2)]
+
+
 def test_recovery_threshold_counts_the_newest_check_ins_behind_an_old_running_one() -> None:
     """§4.5: "recovery > 1: take the `recovery` most recent check-ins of the environment by
     date_added (no upper bound), all must be OK"; domain.md: "the N most recent check-ins
@@ -280,6 +308,62 @@ def test_fixed_time_job_in_the_skipped_hour_is_missed_at_the_end_of_the_gap() ->
     events = run.pulse(gap_end + minutes(1))
     assert [c.date_added for c in created(events, "missed")] == [gap_end]
     assert run.env().next_checkin == datetime(2024, 4, 1, 0, 30, tzinfo=UTC)  # 02:30 CEST
+
+
+def test_the_clock_follows_the_broker_time_not_the_received_time() -> None:
+    """§8.1: "Ticks come from ingest message timestamps", never from `start_time` (our
+    `received`). A check-in received in a later minute does not move the clock there, and
+    one received long before its broker time is applied after the ticks it crossed (§8.2)."""
+    run = Run()
+    run.checkin(T + secs(10), "ok", config=EVERY_MINUTE)  # next T+1, latest T+2
+    ahead = run.checkin(T + minutes(1) + secs(30), "ok", slug="other", config=EVERY_MINUTE,
+                        received=T + minutes(9))  # fmt: skip
+    assert run.p.clock.last_tick == T + minutes(1)
+    assert of_type(ahead, "mark_missing") == []
+    assert run.env().status == "ok"
+    # Broker time T+2: the tick of T+2 runs before this entry, although it was received
+    # at T+1:30, so `job` is already missed (dated T+1) when the late-delivered ok lands.
+    behind = run.checkin(T + minutes(2) + secs(5), "ok", received=T + minutes(1) + secs(30))
+    assert [e.ts for e in of_type(behind, "mark_missing")] == [T + minutes(2)]
+    assert [e.date_added for e in created(behind, "missed")] == [T + minutes(1)]
+    assert [e.date_added for e in created(behind, "ok")] == [T + minutes(1) + secs(30)]
+
+
+def test_a_miss_has_no_newer_check_in_guard() -> None:
+    """§8.10: "MISSED rows have no such guard (their guard is next_checkin_latest)". An ok
+    dated after the expected slot (received ahead of its broker time) does not stop a
+    schedule edit's slot from being missed, nor its incident."""
+    run = Run()
+    run.checkin(T + secs(10), "ok", config=HOURLY)
+    run.checkin(T + minutes(20), "ok", id=guid(2), received=T + minutes(70))
+    run.configure(
+        T + minutes(30) + secs(30), {"schedule_type": "crontab", "schedule": "*/10 * * * *"}
+    )
+    assert run.env().next_checkin_latest == T + minutes(41)
+    events = run.pulse(T + minutes(41))
+    (missed,) = created(events, "missed")
+    assert missed.date_added == T + minutes(40) < run.find(guid(2)).date_added
+    assert failed_ids(events) == [missed.check_in_id]
+    assert run.env().status == "missed"
+    assert run.env().last_checkin == T + minutes(70)  # a miss never moves it
+
+
+def test_late_ok_of_an_older_run_resolves_the_incident_a_later_miss_opened() -> None:
+    """§8.11: "an OK for an old run still resolves the current incident (even one opened by
+    a *later* miss)"; domain.md difference 3: `last_checkin` keeps the newest date_added,
+    and the next expected time is computed from the closing message (§2.7)."""
+    run = Run()
+    run.checkin(T + secs(10), "in_progress", id=guid(1), config={**HOURLY, "max_runtime": 120})
+    opened = of_type(run.pulse(T + minutes(61)), "incident_opened")  # misses 13:00
+    assert [o.started_at for o in opened] == [T + minutes(60)]
+    run.checkin(T + minutes(62), "in_progress", id=guid(2))  # a newer run starts
+    events = run.checkin(T + minutes(90), "ok", id=guid(1))
+    (resolved,) = of_type(events, "incident_resolved")
+    assert (resolved.resolving_check_in_id, resolved.resolved_at) == (guid(1), T + secs(10))
+    assert run.env().incident is None
+    assert run.env().status == "ok"
+    assert run.env().last_checkin == T + minutes(62)  # not back to the old run's start
+    assert run.env().next_checkin == T + minutes(120)
 
 
 # --- Broken detection (§6.2) -------------------------------------------------------------------
