@@ -34,6 +34,7 @@ from monitor_es.store.deployment import (
     init_deployment,
     load_deployment,
 )
+from monitor_es.store.functions import LibraryOutdated, require_functions
 from monitor_es.workers.demo import run_demo
 from monitor_es.workers.pulser import Pulser
 from monitor_es.workers.rounds import backoff
@@ -273,6 +274,11 @@ def _deployment(client: Client, url: str | None, stop: threading.Event) -> Deplo
     while not stop.is_set():
         try:
             deployment = load_deployment(client)
+            if deployment is not None:
+                require_functions(client)
+        except LibraryOutdated as exc:
+            print(f"monitor-es: {exc}", file=sys.stderr)
+            return None
         except UNAVAILABLE as exc:
             wait = backoff(wait, CONNECT_RETRY_MAX_S)
             log.warning(

@@ -6,6 +6,7 @@ from importlib import resources
 from typing import Any
 
 from redis import Redis
+from redis.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from monitor_es.store.connection import Client, as_text
@@ -60,6 +61,31 @@ def fenced_or(exc: ResponseError) -> Exception:
     if message.startswith(_GAP_PREFIX):
         return Gap(message)
     return exc
+
+
+# Every function this monitor-es calls; a deployment's library may predate some of them.
+REQUIRED = frozenset({COMMIT, FAIL, LEASE_ACQUIRE, LEASE_RENEW, LEASE_RELEASE, AGGREGATOR_WRITE,
+                      HEARTBEAT})  # fmt: skip
+
+
+class LibraryOutdated(Exception):
+    """The deployment's Functions library lacks functions this monitor-es calls."""
+
+
+def require_functions(client: Client) -> None:
+    """Raises LibraryOutdated unless every node holds every function this version calls."""
+    if isinstance(client, RedisCluster):
+        primaries = client.get_primaries()  # type: ignore[no-untyped-call]
+        nodes = [client.get_redis_connection(node) for node in primaries]
+    else:
+        nodes = [client]
+    for node in nodes:
+        missing = REQUIRED - loaded_functions(node)
+        if missing:
+            raise LibraryOutdated(
+                f"the deployment's Redis Functions lack {', '.join(sorted(missing))}: "
+                "run `monitor-es init` again after upgrading (it reloads them)"
+            )
 
 
 def loaded_functions(node: Redis) -> set[str]:

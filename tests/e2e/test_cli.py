@@ -17,7 +17,7 @@ from monitor_es.codec import decode_out_entry
 from monitor_es.domain.events import EventRejected
 from monitor_es.producer import Producer
 from monitor_es.scenario import split_scenario
-from monitor_es.store import keys
+from monitor_es.store import functions, keys
 from monitor_es.store.log import PartitionStore
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
@@ -241,6 +241,24 @@ def test_a_worker_process_folds_with_the_deployments_limits(
     refused = run_cli("worker", "--redis-url", redis_server, "--rate-limit", "3")
     assert refused.returncode == 2
     assert "unrecognized arguments: --rate-limit" in refused.stderr
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("command", ["worker", "pulse"])
+def test_a_long_running_command_on_a_deployment_with_an_older_library_asks_for_init(
+    real_client: redis.Redis, redis_server: str, command: str
+) -> None:
+    assert run_cli("init", "--redis-url", redis_server, "--partitions", "2").returncode == 0
+    # The library an earlier monitor-es loaded: the same name, without a newer function.
+    older = "\n".join(
+        line for line in functions.library_code().splitlines() if functions.HEARTBEAT not in line
+    )
+    real_client.function_load(older, replace=True)
+    done = run_cli(command, "--redis-url", redis_server, timeout=15)
+    assert done.returncode == 1
+    assert f"lack {functions.HEARTBEAT}: run `monitor-es init` again" in done.stderr
+    assert run_cli("init", "--redis-url", redis_server, "--partitions", "2").returncode == 0
+    assert functions.loaded_functions(real_client) >= functions.REQUIRED
 
 
 @pytest.mark.redis

@@ -54,9 +54,15 @@ def test_init_loads_the_functions_on_every_primary(cluster_client: RedisCluster)
     assert len(primaries) == 3
     for node in primaries:
         loaded = functions.loaded_functions(cluster_client.get_redis_connection(node))
-        assert functions.COMMIT in loaded, node.name
-        assert functions.LEASE_ACQUIRE in loaded, node.name
+        assert loaded >= functions.REQUIRED, node.name
     assert load_deployment(cluster_client) is not None
+    functions.require_functions(cluster_client)
+    # One primary that missed the library (added to the cluster after init) is found.
+    cluster_client.get_redis_connection(primaries[2]).function_delete(functions.LIBRARY_NAME)
+    with pytest.raises(functions.LibraryOutdated):
+        functions.require_functions(cluster_client)
+    init_deployment(cluster_client, N)
+    functions.require_functions(cluster_client)
 
 
 def test_leases_and_commits_work_for_partitions_on_every_node(
