@@ -63,3 +63,52 @@ def test_held_window_whose_runs_were_all_revived_is_not_reported_and_the_fold_go
     assert failed_ids(released) == []
     assert run.env().held == []
     assert run.env().incident is not None  # incidents are never rolled back
+
+
+# --- §4.3 disabled monitors -----------------------------------------------------------------
+
+
+def test_timeout_of_a_disabled_monitor_opens_no_incident() -> None:
+    """§1.3: a disabled monitor's running check-in still times out; §4.3 try_incident_
+    threshold: an environment of a disabled monitor ("any other status") returns False, so
+    no incident and no occurrence. domain.md: a timeout that is not superseded sets the
+    verdict `timeout`."""
+    run = Run()
+    run.checkin(T + secs(10), "in_progress", id=guid(1), config={**HOURLY, "max_runtime": 2})
+    run.disable(T + secs(30), True)
+    events = run.pulse(T + minutes(2))
+    assert run.find(guid(1)).status == "timeout"
+    assert run.env().status == "timeout"
+    assert run.env().incident is None
+    assert of_type(events, "incident_opened") == []
+    assert of_type(events, "issue_occurrence") == []
+
+
+# --- §6.1 effects: which decision a tick runs under ------------------------------------------
+
+
+def test_a_decision_stays_in_force_for_later_ticks_until_the_next_one() -> None:
+    """§6.1 effects + §3.4 step 3: a tick decided INCIDENT marks running check-ins unknown
+    instead of timing them out. domain.md's `clock_decision` carries the verdict of one
+    minute; a tick without its own decision runs under the newest earlier one (the
+    aggregator decides every minute, a scenario may not), and NORMAL ends it."""
+    run = Run()
+    config = {**HOURLY, "max_runtime": 10}
+    run.checkin(T + secs(10), "in_progress", id=guid(1), config=config)
+    run.decide(T + secs(20), T + minutes(2), "incident")
+    run.decide(T + secs(21), T + minutes(6), "normal")
+    run.pulse(T + minutes(1))
+    assert run.find(guid(1)).status == "in_progress"  # T+1 is before the incident
+    events = run.checkin(T + minutes(4) + secs(10), "in_progress", id=guid(2))
+    # Its entry ran ticks T+2..T+4: guid(1) became unknown at T+2 (its timeout is T+10).
+    assert [(e.check_in_id, e.ts) for e in of_type(events, "mark_unknown")] == [
+        (guid(1), T + minutes(2))
+    ]
+    events = run.pulse(T + minutes(5))
+    # T+5 has no decision of its own: T+2's INCIDENT is still in force.
+    assert [e.check_in_id for e in of_type(events, "mark_unknown")] == [guid(2)]
+    assert run.find(guid(2)).status == "unknown"
+    run.checkin(T + minutes(6) + secs(10), "in_progress", id=guid(3))
+    events = run.pulse(T + minutes(20))
+    assert of_type(events, "mark_unknown") == []
+    assert [e.check_in_id for e in of_type(events, "mark_timeout")] == [guid(3)]
