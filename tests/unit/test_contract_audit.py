@@ -112,3 +112,43 @@ def test_a_decision_stays_in_force_for_later_ticks_until_the_next_one() -> None:
     events = run.pulse(T + minutes(20))
     assert of_type(events, "mark_unknown") == []
     assert [e.check_in_id for e in of_type(events, "mark_timeout")] == [guid(3)]
+
+
+def test_a_decision_logged_inside_its_own_minute_comes_after_that_minutes_tick() -> None:
+    """domain.md: every entry first ticks the clock up to its `ts` minute, so a
+    `clock_decision` for minute M logged at M or later finds tick M already run under the
+    previous decision (as the aggregator's broadcast always does, architecture.md); it
+    governs the ticks after M. Ambiguity decided: Sentry decides a tick before running it
+    (§3.4), but letting the decision entry govern the tick it crosses into would make the
+    result depend on whether another entry of the same partition crossed first, so the
+    events of a monitor would differ by partition layout (domain.md difference 5; caught by
+    test_any_number_of_partitions_gives_every_monitor_the_same_events_ids_and_state). A
+    scenario that wants tick M decided logs the decision before M."""
+    run = Run()
+    run.checkin(T + secs(10), "in_progress", id=guid(1), config={**HOURLY, "max_runtime": 2})
+    run.checkin(T + secs(20), "in_progress", id=guid(2), slug="other", config=HOURLY)
+    events = run.decide(T + minutes(2) + secs(30), T + minutes(2), "incident")
+    assert [e.check_in_id for e in of_type(events, "mark_timeout")] == [guid(1)]
+    assert of_type(events, "mark_unknown") == []
+    events = run.pulse(T + minutes(3))
+    assert [e.check_in_id for e in of_type(events, "mark_unknown")] == [guid(2)]
+
+
+def test_a_decision_for_a_minute_already_ticked_settles_its_held_occurrences() -> None:
+    """§5.4: a synthetic failure's occurrence waits while its tick's decision is pending
+    and is dropped once that tick is decided INCIDENT. A decision for minute M logged after
+    M was ticked (the aggregator's case: it decides M once every partition passed it)
+    settles what M held, and the ticks after its entry run under it."""
+    run = Run()
+    run.checkin(T + secs(10), "in_progress", id=guid(1), config={**HOURLY, "max_runtime": 2})
+    run.checkin(T + secs(20), "in_progress", id=guid(2), slug="other", config=HOURLY)
+    run.decide(T + secs(30), T + minutes(2), "abnormal")
+    events = run.pulse(T + minutes(2) + secs(5))
+    assert [h.failed_check_in_id for h in of_type(events, "issue_occurrence_held")] == [guid(1)]
+    events = run.decide(T + minutes(3) + secs(30), T + minutes(2), "incident")
+    assert [d.failed_check_in_id for d in of_type(events, "issue_occurrence_dropped")] == [guid(1)]
+    assert run.find(guid(1)).status == "unknown"  # TIMEOUT is synthetic (§5.4)
+    # Tick T+3 ran before the decision was read; T+4 runs under it.
+    assert of_type(events, "mark_unknown") == []
+    events = run.pulse(T + minutes(4))
+    assert [e.check_in_id for e in of_type(events, "mark_unknown")] == [guid(2)]
