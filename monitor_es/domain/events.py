@@ -278,15 +278,45 @@ class EnvironmentBroken(_EnvRef, frozen=True, tag="monitor_environment_broken"):
 
 def event_json(event: Derived) -> dict[str, Any]:
     """A derived event in its JSON form: `type` and every field by name."""
-    named: dict[str, Any] = {"type": type(event).__struct_config__.tag}
-    # Identity first (id, project, monitor, environment), then the event's own fields.
-    fields = sorted(event.__struct_fields__, key=lambda name: _LEADING.get(name, len(_LEADING)))
-    for name in fields:
+    kind = type(event)
+    named: dict[str, Any] = {"type": kind.__struct_config__.tag}
+    for name in _json_order(kind):
         named[name] = msgspec.to_builtins(getattr(event, name))
     return named
 
 
-_LEADING = {"id": 0, "project": 1, "monitor_slug": 2, "environment": 3}
+_LEADING = ("id", "project", "monitor_slug", "environment")
+# The four contract events list their fields in domain.md's order (after `type` and `id`);
+# the fields domain.md does not list follow.
+_CONTRACT_ORDER: dict[str, tuple[str, ...]] = {
+    "incident_opened": (
+        "incident_id", "project", "monitor_slug", "environment", "fingerprint",
+        "starting_check_in_id", "started_at",
+    ),
+    "incident_resolved": (
+        "incident_id", "project", "monitor_slug", "environment", "fingerprint",
+        "starting_check_in_id", "started_at", "resolving_check_in_id", "resolved_at",
+    ),
+    "issue_occurrence": (
+        "fingerprint", "incident_id", "failed_check_in_id", "issue_title", "subtitle",
+        "level", "detection_time", "environment",
+    ),
+    "issue_resolved": ("fingerprint", "incident_id", "update_date"),
+}  # fmt: skip
+_ORDERS: dict[type[Derived], tuple[str, ...]] = {}
+
+
+def _json_order(kind: type[Derived]) -> tuple[str, ...]:
+    order = _ORDERS.get(kind)
+    if order is None:
+        fields = kind.__struct_fields__
+        # Identity first (id, project, monitor, environment), then the event's own fields.
+        first = ("id", *_CONTRACT_ORDER.get(str(kind.__struct_config__.tag), ()))
+        first += tuple(name for name in _LEADING if name not in first)
+        order = tuple(n for n in first if n in fields)
+        order += tuple(n for n in fields if n not in order)
+        _ORDERS[kind] = order
+    return order
 
 
 DerivedEvent = (

@@ -63,7 +63,8 @@ def failure_reason(window: list[CheckIn]) -> str:
     if sum(counts.values()) == 1:
         return _SINGLE_REASON[next(iter(counts))]
     parts = [f"{n} {status.value}" for status, n in counts.items()]
-    listed = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    # Django's get_text_list: "a", "a and b", "a, b and c", and "" for no failure at all.
+    listed = f"{', '.join(parts[:-1])} and {parts[-1]}" if len(parts) > 1 else "".join(parts)
     return f"{listed} check-ins detected"
 
 
@@ -250,6 +251,8 @@ def release_held(p: Partition, fx: Effects, monitor: Monitor, env: Environment) 
             # out again that failure is reported then. The other check-ins of its window
             # (in progress, unknown, ...) are reported like on the immediate path (§4.3).
             continue
+        elif not any(by_id[i].status in FAILURES for i in held.window if i in by_id):
+            continue  # every run of the window was revived: nothing failing to report
         else:
             window = [by_id[i] for i in held.window if i in by_id]
             if not any(c.status in FAILURES for c in window):

@@ -447,6 +447,59 @@ def test_every_document_has_exactly_the_listed_keys_and_row_fields(name: str) ->
     )  # by line, one row per line
 
 
+# domain.md lists each row's and each contract event's fields in this order.
+ENVIRONMENT_ORDER = [
+    "project", "monitor_slug", "environment", "status", "muted", "last_checkin",
+    "next_checkin", "next_checkin_latest", "incident",
+]  # fmt: skip
+CHECK_IN_ORDER = [
+    "project", "monitor_slug", "environment", "check_in_id", "status", "date_added",
+    "date_updated", "expected_time", "timeout_at", "duration_ms",
+]  # fmt: skip
+INCIDENT_ORDER = [
+    "id", "project", "monitor_slug", "environment", "fingerprint", "starting_check_in_id",
+    "started_at", "resolving_check_in_id", "resolved_at",
+]  # fmt: skip
+OPENED_ORDER = [
+    "incident_id", "project", "monitor_slug", "environment", "fingerprint",
+    "starting_check_in_id", "started_at",
+]  # fmt: skip
+CONTRACT_EVENT_ORDER = {
+    "incident_opened": OPENED_ORDER,
+    "incident_resolved": [*OPENED_ORDER, "resolving_check_in_id", "resolved_at"],
+    "issue_occurrence": [
+        "fingerprint", "incident_id", "failed_check_in_id", "issue_title", "subtitle",
+        "level", "detection_time", "environment",
+    ],
+    "issue_resolved": ["fingerprint", "incident_id", "update_date"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["thresholds_3_and_2", "missed_with_margin"])
+def test_rows_and_contract_events_keep_the_key_order_domain_md_lists(name: str) -> None:
+    """domain.md's `simulate --json` block and its list of the four contract events give
+    each object's keys in order: rows exactly so; a contract event starts with `type` and
+    `id`, then its listed fields in the listed order, then any others. (Deviation, fixed:
+    events put project/monitor_slug/environment before their own fields, so e.g.
+    `incident_id` came after `environment` and `environment` before `fingerprint`.)"""
+    doc = scenario(name)
+    for env in doc["environments"]:
+        assert list(env) == ENVIRONMENT_ORDER
+        if env["incident"] is not None:
+            assert list(env["incident"]) == ["id", "starting_check_in_id", "started_at"]
+    assert all(list(row) == CHECK_IN_ORDER for row in doc["check_ins"])
+    assert all(list(row) == INCIDENT_ORDER for row in doc["incidents"])
+    seen = set()
+    for event in doc["events"]:
+        order = CONTRACT_EVENT_ORDER.get(event["type"])
+        if order is None:
+            assert list(event)[:2] == ["type", "id"]
+            continue
+        seen.add(event["type"])
+        assert list(event)[: len(order) + 2] == ["type", "id", *order], event
+    assert seen == set(CONTRACT_EVENT_ORDER)
+
+
 def test_all_six_check_in_statuses_occur_and_no_other() -> None:
     seen = {row["status"] for _, doc in all_documents() for row in doc["check_ins"]}
     assert seen == CHECK_IN_STATUSES
