@@ -251,8 +251,6 @@ def release_held(p: Partition, fx: Effects, monitor: Monitor, env: Environment) 
             # out again that failure is reported then. The other check-ins of its window
             # (in progress, unknown, ...) are reported like on the immediate path (§4.3).
             continue
-        elif not any(by_id[i].status in FAILURES for i in held.window if i in by_id):
-            continue  # every run of the window was revived: nothing failing to report
         else:
             window = [by_id[i] for i in held.window if i in by_id]
             if not any(c.status in FAILURES for c in window):
