@@ -241,21 +241,7 @@ class PartitionWorker:
         events: list[DerivedEvent],
         dead: list[DeadLetter],
     ) -> bool:
-        changes = self.partition.take_changes()
-        state_set: dict[bytes, bytes] = {}
-        for monitor in changes.monitors:
-            state_set[monitor_field(monitor.project, monitor.slug)] = encode_record(monitor)
-        for env in changes.environments:
-            state_set[environment_field(*env.key)] = encode_record(env)
-        if changes.clock is not None:
-            state_set[CLOCK_FIELD] = encode_record(changes.clock)
-        state_del = [monitor_field(*k) for k in changes.removed_monitors]
-        state_del += [environment_field(*k) for k in changes.removed_environments]
-        volume: dict[int, int] = {}
-        for entry in applied:
-            if type(entry.event) is CheckInReported:
-                minute = int(entry.id.partition("-")[0]) // 60_000 * 60
-                volume[minute] = volume.get(minute, 0) + 1
+        state_set, state_del = self._state_changes()
         batch_last = acked[-1]  # entries are read, and claimed, in id order
         meta: dict[str, str | bytes | int] = {}
         if applied:
@@ -268,7 +254,7 @@ class PartitionWorker:
             meta_set=meta,
             out=[encode_out_entry(events)] if events else [],
             dlq=dead,
-            volume=volume,
+            volume=_check_ins_per_minute(applied),
             ack_ids=acked,
         )
         if self.pipelined:
@@ -282,3 +268,27 @@ class PartitionWorker:
             committed = self.store.commit_batch(batch)
         self.last_id = batch_last
         return committed
+
+    def _state_changes(self) -> tuple[dict[bytes, bytes], list[bytes]]:
+        """The state-hash fields to write and to delete for what the batch changed."""
+        changes = self.partition.take_changes()
+        state_set: dict[bytes, bytes] = {}
+        for monitor in changes.monitors:
+            state_set[monitor_field(monitor.project, monitor.slug)] = encode_record(monitor)
+        for env in changes.environments:
+            state_set[environment_field(*env.key)] = encode_record(env)
+        if changes.clock is not None:
+            state_set[CLOCK_FIELD] = encode_record(changes.clock)
+        state_del = [monitor_field(*k) for k in changes.removed_monitors]
+        state_del += [environment_field(*k) for k in changes.removed_environments]
+        return state_set, state_del
+
+
+def _check_ins_per_minute(applied: list[LogEntry]) -> dict[int, int]:
+    """The system-incident volume counters of a batch: check-ins per broker minute (epoch s)."""
+    volume: dict[int, int] = {}
+    for entry in applied:
+        if type(entry.event) is CheckInReported:
+            minute = int(entry.id.partition("-")[0]) // 60_000 * 60
+            volume[minute] = volume.get(minute, 0) + 1
+    return volume
