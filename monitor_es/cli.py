@@ -72,7 +72,10 @@ def _parser() -> argparse.ArgumentParser:
         help="push the scenario through the real pipeline on this Redis and read it back",
     )
     sim.add_argument(
-        "--partitions", type=int, default=1, help="partitions for an empty database (default 1)"
+        "--partitions",
+        type=int,
+        help="partitions for an empty database (default 1); an "
+        "initialised one keeps its own, which this must not contradict",
     )
     _limit_options(sim)
     sim.set_defaults(handler=_simulate)

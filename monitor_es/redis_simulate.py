@@ -17,7 +17,12 @@ from monitor_es.domain.state import Environment
 from monitor_es.producer import Producer
 from monitor_es.scenario import InvalidLine, split_scenario
 from monitor_es.store.connection import Client
-from monitor_es.store.deployment import check_limits, init_deployment, load_deployment
+from monitor_es.store.deployment import (
+    check_limits,
+    check_partitions,
+    init_deployment,
+    load_deployment,
+)
 from monitor_es.store.log import PartitionStore
 from monitor_es.workers.drain import drain
 from monitor_es.workers.partition import load_partition
@@ -35,19 +40,20 @@ class PipelineRun:
 def simulate_on_redis(
     client: Client,
     lines: Iterable[str],
-    partitions: int = 1,
+    partitions: int | None = None,
     limits: Mapping[str, int] | None = None,
 ) -> PipelineRun:
     """Appends a scenario, runs the workers until drained, and reads the result back.
 
-    An empty database is initialised with `partitions` and the `limits` asked for (Limits
-    field names); an existing deployment folds with its own, which `limits` must not
-    contradict (DeploymentMismatch).
+    An empty database is initialised with `partitions` (default 1) and the `limits` asked
+    for (Limits field names); an existing deployment folds with its own settings, which
+    neither may contradict (DeploymentMismatch).
     """
     deployment = load_deployment(client)
     if deployment is None:
-        deployment = init_deployment(client, partitions, limits)
+        deployment = init_deployment(client, partitions or 1, limits)
     else:
+        check_partitions(deployment.partitions, partitions or deployment.partitions)
         check_limits(deployment.limits, limits or {})
     entries, invalid = split_scenario(lines)
     producer = Producer(client, deployment.partitions)

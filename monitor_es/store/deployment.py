@@ -120,13 +120,17 @@ def _read(client: Client) -> dict[bytes, bytes]:
     return bytes_map(client.hgetall(keys.DEPLOYMENT))
 
 
-def _check(stored: dict[bytes, bytes], partitions: int) -> None:
-    existing = int(stored[_PARTITIONS.encode()])
-    if existing != partitions:
+def check_partitions(existing: int, asked: int) -> None:
+    """Raises DeploymentMismatch if ``asked`` is not the deployment's partition count."""
+    if existing != asked:
         raise DeploymentMismatch(
             f"deployment is initialised with {existing} partitions; refusing to change to "
-            f"{partitions} (re-partitioning is a replay migration)"
+            f"{asked} (re-partitioning is a replay migration)"
         )
+
+
+def _check(stored: dict[bytes, bytes], partitions: int) -> None:
+    check_partitions(int(stored[_PARTITIONS.encode()]), partitions)
     schema = int(stored[_SCHEMA.encode()])
     if schema != SCHEMA_VERSION:
         raise DeploymentMismatch(

@@ -209,6 +209,23 @@ def test_the_pipeline_folds_with_the_limits_stored_at_init_and_refuses_others(
 
 
 @pytest.mark.redis
+def test_simulate_through_an_initialised_deployment_keeps_or_refuses_its_partition_count(
+    real_client: redis.Redis, redis_server: str, tmp_path: Path
+) -> None:
+    scenario = tmp_path / "three.jsonl"
+    scenario.write_text("".join(json.dumps(e) + "\n" for e in _THREE_IN_A_MINUTE))
+    assert run_cli("init", "--redis-url", redis_server, "--partitions", "3").returncode == 0
+    refused = run_cli("simulate", str(scenario), "--redis-url", redis_server, "--partitions", "5")
+    assert refused.returncode == 2
+    assert "initialised with 3 partitions; refusing to change to 5" in refused.stderr
+    assert real_client.xlen("mes:{p00}:log") == 0  # nothing was appended
+    kept = run_cli("simulate", str(scenario), "--json", "--redis-url", redis_server)
+    assert kept.returncode == 0, kept.stderr
+    assert real_client.hget("mes:deployment", "partitions") == b"3"
+    assert kept.stdout == run_cli("simulate", str(scenario), "--json").stdout
+
+
+@pytest.mark.redis
 def test_a_worker_process_folds_with_the_deployments_limits(
     real_client: redis.Redis, redis_server: str
 ) -> None:
