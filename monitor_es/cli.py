@@ -103,7 +103,10 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="everything in one process (embedded Redis by default)")
     _redis_option(run)
     _limit_options(run)
-    run.add_argument("--partitions", type=int, default=16)
+    run.add_argument(
+        "--partitions", type=int,
+        help="partitions of a new deployment (default 16); an existing one keeps its own",
+    )  # fmt: skip
     run.add_argument("--interval", type=float, default=5.0, help="seconds between pulses")
     run.add_argument(
         "--demo",
@@ -338,9 +341,17 @@ def _run(args: argparse.Namespace) -> int:
     client = connect(args.redis_url)
     where = args.redis_url or "an embedded in-process Redis"
     try:
-        deployment = init_deployment(client, args.partitions, requested_limits(args))
+        existing = load_deployment(client)
+        partitions = args.partitions or (16 if existing is None else existing.partitions)
+        # init again even when it exists: it also reloads this version's Functions.
+        deployment = init_deployment(client, partitions, requested_limits(args))
     except DeploymentMismatch as exc:
         print(f"monitor-es: {exc}", file=sys.stderr)
+        return 1
+    except UNAVAILABLE as exc:
+        print(
+            f"monitor-es: cannot reach Redis at {safe_url(args.redis_url)}: {exc}", file=sys.stderr
+        )
         return 1
     partitions = deployment.partitions
     stop = _stop_on_signals()

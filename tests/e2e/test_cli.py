@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -287,3 +289,48 @@ def test_a_long_running_command_on_an_uninitialised_database_exits_1(
     assert done.returncode == 1
     assert "not initialised; run `monitor-es init` first" in done.stderr
     assert real_client.keys("mes:*") == []  # it created nothing
+
+
+def _run_until(args: list[str], marker: str, timeout_s: float = 30) -> tuple[int, str]:
+    """Starts `monitor-es ARGS`, waits for a line containing `marker`, then SIGTERMs it."""
+    env = {k: v for k, v in os.environ.items() if k != "MONITOR_ES_REDIS_URL"}
+    seen: list[str] = []
+    with subprocess.Popen(
+        [*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    ) as proc:
+        assert proc.stdout is not None
+        timer = threading.Timer(timeout_s, proc.kill)  # a hung process must not hang the suite
+        timer.start()
+        try:
+            for line in proc.stdout:
+                seen.append(line)
+                if marker in line:
+                    proc.send_signal(signal.SIGTERM)
+                    break
+            seen += proc.stdout.readlines()
+            code = proc.wait(timeout=15)
+        finally:
+            timer.cancel()
+    output = "".join(seen)
+    assert marker in output, output
+    return code, output
+
+
+def test_run_demo_on_the_embedded_redis_shows_the_demo_job_checking_in() -> None:
+    # The README's first command: no server, a demo job, its events printed as they happen.
+    code, output = _run_until(["run", "--demo", "--interval", "0.5"], "pending -> ok")
+    assert code == 0, output
+    assert "running on an embedded in-process Redis with 16 partitions" in output
+    assert "monitor_created    demo/every-minute" in output
+
+
+@pytest.mark.redis
+def test_run_on_an_initialised_deployment_keeps_its_partition_count(
+    real_client: redis.Redis, redis_server: str
+) -> None:
+    assert run_cli("init", "--redis-url", redis_server, "--partitions", "3").returncode == 0
+    code, output = _run_until(["run", "--redis-url", redis_server], "with 3 partitions")
+    assert code == 0, output
+    refused = run_cli("run", "--redis-url", redis_server, "--partitions", "4")
+    assert refused.returncode == 1
+    assert "refusing to change to 4" in refused.stderr
