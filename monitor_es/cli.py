@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import os
 import signal
 import sys
 import threading
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from tempfile import TemporaryFile
 from types import FrameType
-from typing import Any, cast
+from typing import cast
 
-import msgspec
 from redis.exceptions import RedisError
 
 from monitor_es.domain.partition import Limits, Partition
@@ -41,6 +38,7 @@ from monitor_es.workers.rounds import backoff
 from monitor_es.workers.runner import WorkerProcess
 from monitor_es.workers.tail import follow
 from projections.report import EventSpool, Report
+from projections.summary import print_summary
 
 log = logging.getLogger("monitor_es.cli")
 # While Redis is unreachable at start, `worker` and `pulse` try again at most this often.
@@ -367,52 +365,6 @@ def _run(args: argparse.Namespace) -> int:
     print(f"monitor-es running on {where} with {partitions} partitions; Ctrl-C stops it")
     WorkerProcess(client, partitions, limits=deployment.limits).run(stop)
     return 0
-
-
-def print_summary(report: Report, environments: Iterable[Environment]) -> None:
-    """A readable summary of a simulate document."""
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(errors="backslashreplace")  # any name prints, in any locale
-    rows = report.environment_rows(environments)
-    print(f"{len(rows)} environment(s)")
-    for env in rows:
-        name = f"{env['project']}/{env['monitor_slug']}/{env['environment']}"
-        incident = env["incident"]
-        notes = [env["status"]]
-        if incident:
-            notes.append(f"incident open since {incident['started_at']}")
-        if env["muted"]:
-            notes.append("muted")
-        notes.append(f"next check-in {env['next_checkin'] or 'not expected'}")
-        print(f"  {name}: " + ", ".join(notes))
-    statuses = report.history.check_in_statuses()
-    print(f"{sum(statuses.values())} check-in(s){_counted(statuses)}")
-    incidents = report.history.incident_rows()
-    print(f"{len(incidents)} incident(s)")
-    for row in incidents:
-        state = f"resolved {row['resolved_at']}" if row["resolved_at"] else "open"
-        print(f"  {row['fingerprint']}: started {row['started_at']}, {state}")
-    print(f"{sum(report.event_counts.values())} derived event(s){_counted(report.event_counts)}")
-    rejected = report.rejected_rows()
-    print(f"{len(rejected)} rejected line(s)")
-    for row in rejected:
-        types = ", ".join(str(e["type"]) for e in row["errors"])
-        print(f"  line {row['line']} rejected: {types}")
-        for error in row["errors"]:
-            if len(error) > 1:
-                print(f"    {_details(error)}")
-
-
-def _counted(counts: Counter[str]) -> str:
-    return ": " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) if counts else ""
-
-
-def _details(error: dict[str, Any]) -> str:
-    """What an error says beyond its type: an invalid line's reason, a typed error's fields."""
-    if set(error) == {"type", "message"}:
-        return str(error["message"])
-    rest = {key: value for key, value in error.items() if key != "type"}
-    return f"{error['type']}: {msgspec.json.encode(rest).decode()}"
 
 
 if __name__ == "__main__":
