@@ -80,7 +80,10 @@ def _parser() -> argparse.ArgumentParser:
 
     init = commands.add_parser("init", help="initialise a deployment (idempotent)")
     _redis_option(init)
-    init.add_argument("--partitions", type=int, default=16, help="partitions (default 16)")
+    init.add_argument(
+        "--partitions", type=int,
+        help="partitions of a new deployment (default 16); an existing one keeps its own",
+    )  # fmt: skip
     _limit_options(init)
     init.set_defaults(handler=_init)
 
@@ -232,16 +235,8 @@ def _fold_scenario(
 
 
 def _init(args: argparse.Namespace) -> int:
-    try:
-        client = connect(args.redis_url)
-        deployment = init_deployment(client, args.partitions, requested_limits(args))
-    except DeploymentMismatch as exc:
-        print(f"monitor-es: {exc}", file=sys.stderr)
-        return 1
-    except UNAVAILABLE as exc:
-        print(
-            f"monitor-es: cannot reach Redis at {safe_url(args.redis_url)}: {exc}", file=sys.stderr
-        )
+    deployment = _initialised(connect(args.redis_url), args, default_partitions=16)
+    if deployment is None:
         return 1
     limits = deployment.limits
     print(
@@ -251,6 +246,28 @@ def _init(args: argparse.Namespace) -> int:
         f"{limits.checkins_per_minute} check-ins per environment and minute"
     )
     return 0
+
+
+def _initialised(
+    client: Client, args: argparse.Namespace, default_partitions: int
+) -> Deployment | None:
+    """Initialises the deployment (or checks and refreshes it) as the command line asks.
+
+    Without --partitions an existing deployment keeps its count. Prints why and returns
+    None if the settings contradict the deployment's or Redis cannot be reached.
+    """
+    try:
+        existing = load_deployment(client)
+        fallback = default_partitions if existing is None else existing.partitions
+        # Run even when it exists: it also reloads this version's Functions.
+        return init_deployment(client, args.partitions or fallback, requested_limits(args))
+    except DeploymentMismatch as exc:
+        print(f"monitor-es: {exc}", file=sys.stderr)
+    except UNAVAILABLE as exc:
+        print(
+            f"monitor-es: cannot reach Redis at {safe_url(args.redis_url)}: {exc}", file=sys.stderr
+        )
+    return None
 
 
 def _stop_on_signals() -> threading.Event:
@@ -338,18 +355,8 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     client = connect(args.redis_url)
     where = args.redis_url or "an embedded in-process Redis"
-    try:
-        existing = load_deployment(client)
-        partitions = args.partitions or (16 if existing is None else existing.partitions)
-        # init again even when it exists: it also reloads this version's Functions.
-        deployment = init_deployment(client, partitions, requested_limits(args))
-    except DeploymentMismatch as exc:
-        print(f"monitor-es: {exc}", file=sys.stderr)
-        return 1
-    except UNAVAILABLE as exc:
-        print(
-            f"monitor-es: cannot reach Redis at {safe_url(args.redis_url)}: {exc}", file=sys.stderr
-        )
+    deployment = _initialised(client, args, default_partitions=16)
+    if deployment is None:
         return 1
     partitions = deployment.partitions
     stop = _stop_on_signals()
