@@ -153,6 +153,9 @@ def test_init_refuses_to_change_the_partition_count(
     assert first.stdout.startswith("deployment ready: 4 partitions; limits: ")
     again = run_cli("init", "--redis-url", redis_server, "--partitions", "4")
     assert again.returncode == 0  # idempotent
+    upgrade = run_cli("init", "--redis-url", redis_server)  # after an upgrade: no count needed
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert upgrade.stdout.startswith("deployment ready: 4 partitions;")
     refused = run_cli("init", "--redis-url", redis_server, "--partitions", "8")
     assert refused.returncode == 1
     assert refused.stdout == ""
