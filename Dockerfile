@@ -1,0 +1,14 @@
+# monitor-es: one image for every process (init, worker, pulse, run, simulate).
+FROM python:3.11-slim
+
+# hiredis and msgspec ship wheels for this platform: no compiler needed.
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY monitor_es ./monitor_es
+COPY projections ./projections
+RUN pip install . && useradd --system --uid 10001 monitor-es
+USER monitor-es
+
+ENTRYPOINT ["monitor-es"]
+CMD ["--help"]
