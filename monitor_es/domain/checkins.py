@@ -10,14 +10,13 @@ from monitor_es.domain.config import (
     DEFAULT_ENVIRONMENT,
     ENVIRONMENT_TOO_LONG,
     MAX_TIMEOUT,
-    slugify,
     validate_environment_name,
 )
 from monitor_es.domain.effects import Effects
 from monitor_es.domain.errors import ErrorType, Rejected, error
 from monitor_es.domain.events import CheckInReported, EnvironmentCreated
 from monitor_es.domain.incidents import mark_failed, try_resolution
-from monitor_es.domain.monitors import upsert_from_checkin
+from monitor_es.domain.monitors import checked_slug, upsert_from_checkin
 from monitor_es.domain.partition import Partition
 from monitor_es.domain.payload import (
     MAX_DURATION_MS,
@@ -64,7 +63,7 @@ def process_check_in(
     monitor_key = (project, event.monitor_slug)
     envs = p.environments.get(monitor_key)
     if envs is None:
-        monitor_key = (project, slugify(event.monitor_slug))
+        monitor_key = (project, checked_slug(event.monitor_slug))
         envs = p.environments.get(monitor_key)
     known = None if envs is None else envs.get(env_name)  # looked up once per check-in
     _rate_limit(p, known, monitor_key, env_name, minute)

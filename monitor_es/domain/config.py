@@ -163,10 +163,14 @@ _INT64_MAX: Final = 2**63 - 1
 _DRF_MAX_STRING_LENGTH: Final = 1000
 _DECIMAL_TAIL: Final = re.compile(r"\.0*\s*$")
 
-_INT_FIELDS: Final = (
+# The integer fields before and after `timezone`, in the order of Sentry's ConfigValidator,
+# so that reported fields are listed as Sentry lists them.
+_TIMING_FIELDS: Final = (
     # GH-56526: 0 was once the minimum margin; old upserts still send it, so it becomes 1.
     _IntField("checkin_margin", 1, MAX_MARGIN, clamp_above=True, zero_means_one=True),
     _IntField("max_runtime", 1, MAX_TIMEOUT, clamp_above=True),
+)
+_COUNT_FIELDS: Final = (
     _IntField("failure_issue_threshold", 1, MAX_THRESHOLD),
     _IntField("recovery_threshold", 1, MAX_THRESHOLD),
     # Not in Sentry's validator; bounded so every accepted id fits the msgpack codec.
@@ -200,11 +204,18 @@ _MAX_INTERVAL_COUNT: Final[dict[IntervalUnit, int]] = {
     "minute": 525_960_000,
 }
 
+# Sentry's choices leave out "Factory", an obscure GMT alias (sentry.utils.dates).
+_REFUSED_ZONES: Final = frozenset({"Factory"})
+
 _T = TypeVar("_T")
 
 
 def validate_config(raw: object, *, clamp: bool = False) -> MonitorConfig | ConfigErrors:
-    """Validate a monitor config payload (spec §2.10); every field's errors are reported.
+    """Validate a monitor config payload (spec §2.10) with Sentry's two passes.
+
+    Every field's own errors are reported together; the schedule is judged against its type
+    only when no field has one (DRF runs a serializer's `validate` only after every field
+    passed), so a bad margin hides a bad crontab, as it does in Sentry.
 
     `clamp=True` is the check-in upsert path (spec §2.4 [newest]): a numeric `max_runtime` or
     `checkin_margin` above 40320 is lowered to 40320 instead of rejected.
@@ -216,12 +227,17 @@ def validate_config(raw: object, *, clamp: bool = False) -> MonitorConfig | Conf
         return {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {datatype}."]}
     errors: ConfigErrors = {}
     schedule_type = _collect(errors, "schedule_type", partial(_schedule_type, raw))
-    schedule = _collect(errors, "schedule", partial(_schedule, raw, schedule_type, errors))
-    timezone = _collect(errors, "timezone", partial(_timezone, raw))
+    _collect(errors, "schedule", partial(_schedule_given, raw))
     ints = {
         spec.name: _collect(errors, spec.name, partial(_int_field, raw, spec, clamp))
-        for spec in _INT_FIELDS
+        for spec in _TIMING_FIELDS
     }
+    timezone = _collect(errors, "timezone", partial(_timezone, raw))
+    for spec in _COUNT_FIELDS:
+        ints[spec.name] = _collect(errors, spec.name, partial(_int_field, raw, spec, clamp))
+    if errors:
+        return errors
+    schedule = _collect(errors, "schedule", partial(_schedule, raw["schedule"], schedule_type))
     if errors or schedule is None:
         return errors
     return MonitorConfig(
@@ -264,22 +280,18 @@ def _schedule_type(raw: Mapping[str, object]) -> ScheduleKind | None:
     return kind
 
 
-def _schedule(
-    raw: Mapping[str, object], declared: ScheduleKind | None, errors: ConfigErrors
-) -> Schedule:
+def _schedule_given(raw: Mapping[str, object]) -> None:
+    # The field pass: the schedule must be there and not null; its form is judged later.
     if "schedule" not in raw:
         raise _FieldError(REQUIRED)
-    value = raw["schedule"]
-    if value is None:
+    if raw["schedule"] is None:
         raise _FieldError(NOT_NULL)
+
+
+def _schedule(value: object, declared: ScheduleKind | None) -> Schedule:
     embedded = value.get("type") if isinstance(value, dict) else None
-    if embedded:
-        # An object's own `type` wins over `schedule_type`, as in Sentry.
-        kind = _schedule_kind(embedded)
-    elif "schedule_type" in errors:
-        raise _FieldError()  # already reported: nothing to check the schedule against
-    else:
-        kind = declared
+    # An object's own `type` wins over `schedule_type`, as in Sentry.
+    kind = _schedule_kind(embedded) if embedded else declared
     if kind is None:
         raise _FieldError(MISSING_SCHEDULE_TYPE, field="schedule_type")
     if kind == "interval":
@@ -327,7 +339,7 @@ def _timezone(raw: Mapping[str, object]) -> str | None:
         return None  # Sentry drops a blank time zone; null means UTC
     # The `tzdata` package's names, not the host's (`available_timezones()` adds them, and
     # "localtime", the host's own zone): a name valid on one machine is valid on every one.
-    if isinstance(value, str) and value in known_zones():
+    if isinstance(value, str) and value in known_zones() and value not in _REFUSED_ZONES:
         return value
     raise _FieldError(_choice_message(value))
 

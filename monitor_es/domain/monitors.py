@@ -122,9 +122,22 @@ def _existing(p: Partition, project: str, raw_slug: str) -> Monitor:
     return monitor
 
 
+def checked_slug(raw_slug: str) -> str:
+    """The slug of a check-in or API event; one with no slug character left is refused.
+
+    Relay drops a check-in whose slug is empty (spec §2.2) before Sentry sees it; monitor-es
+    has no Relay in front of its log, so such an event is an invalid event.
+    """
+    slug = slugify(raw_slug)
+    if not slug:
+        reason = f"monitor_slug {raw_slug!r} slugifies to an empty slug"
+        raise Rejected([error(ErrorType.INVALID_EVENT, message=reason)])
+    return slug
+
+
 def configure(p: Partition, fx: Effects, ts: datetime, event: MonitorConfigured) -> None:
     """Creates or edits a monitor through the API, recomputing what the edit changes."""
-    slug = slugify(event.monitor_slug)
+    slug = checked_slug(event.monitor_slug)
     monitor = p.monitors.get((event.project, slug))
     validated = validate_config(_edited(monitor, event.config))
     if not isinstance(validated, MonitorConfig):

@@ -8,7 +8,6 @@ skipped, at the instant the gap ends; any other job runs on real time.
 
 import calendar
 import copy
-import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
@@ -16,7 +15,9 @@ from typing import Final, Literal, assert_never
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
-from croniter import CroniterBadDateError, croniter
+from croniter import croniter
+
+from monitor_es.domain.cron_syntax import cronsim_accepts
 
 __all__ = [
     "INVALID",
@@ -68,8 +69,6 @@ _ALIASES: Final = {
     "@daily": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-# croniter's `H` (hashed) and `R` (random) fields need a seed or draw randomness: not cron.
-_HASHED_FIELD: Final = re.compile(r"[hr](\(\d+-\d+\))?(/\d+)?", re.IGNORECASE)
 # Validation and the parsed template start here, never at the wall clock.
 _REFERENCE: Final = datetime(2000, 1, 1)
 
@@ -117,8 +116,10 @@ def _normalise(expr: str) -> str:
     fields = text.split(" ")
     if len(fields) > 5:
         raise ScheduleError(TOO_MANY_FIELDS)
-    if len(fields) < 5 or any(_HASHED_FIELD.fullmatch(field) for field in fields):
-        raise ScheduleError(NOT_PARSEABLE)
+    # Sentry says "not parseable" only for an unknown alias; every other crontab its parser
+    # (CronSim) refuses, too few fields included, is "invalid" (spec §2.10).
+    if not cronsim_accepts(fields):
+        raise ScheduleError(INVALID)
     return text
 
 
@@ -131,15 +132,13 @@ def _compile(expr: str) -> _Cron:
         # are ANDed when either field starts with `*`.
         template = croniter(text, _REFERENCE, datetime, implement_cron_bug=True)
     except ValueError as exc:  # every croniter syntax error is a ValueError
-        raise ScheduleError(NOT_PARSEABLE) from exc
+        raise ScheduleError(INVALID) from exc
     cron = _Cron(text, template)
     try:
         cron.after(_REFERENCE)
         cron.before(_REFERENCE)
-    except CroniterBadDateError as exc:  # valid syntax that never matches, e.g. `* * 31 2 *`
+    except ValueError as exc:  # e.g. `* * 31 2 *`: valid syntax that never matches
         raise ScheduleError(INVALID) from exc
-    except ValueError as exc:
-        raise ScheduleError(NOT_PARSEABLE) from exc
     return cron
 
 

@@ -100,6 +100,23 @@ SCHEDULE_ROWS = [
         IntervalSchedule(count=3, unit="month"),
         id="interval-object-without-type",
     ),
+    *(
+        pytest.param(
+            {"schedule_type": "crontab", "schedule": expr}, CrontabSchedule(expr=expr), id=expr
+        )
+        for expr in [
+            "*/100 * * * *",
+            "5/15 * * * *",
+            "1-5/2 0 * * *",
+            "0 0 L * *",
+            "0 0 1,15,L * *",
+            "0 0 * * 5#2",
+            "0 0 * * SUN#1",
+            "0 0 * jan-Mar *",
+            "0 0 * * 0-7",
+            "00 00 * * *",
+        ]
+    ),
     pytest.param(
         {"schedule_type": "crontab", "schedule": "  0 \t *  * * *\n"},
         HOURLY,
@@ -272,6 +289,131 @@ SCHEDULE_ERROR_ROWS = [
         {"schedule": ["Schedule is invalid"]},
         id="crontab-never-matches",
     ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "0 * * * * * 2030"},
+        {"schedule": ["Only 5 field crontab syntax is supported"]},
+        id="crontab-seven-fields",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "@daily 5"},
+        {"schedule": ["Schedule was not parseable"]},
+        id="crontab-alias-with-a-field",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "@DAILY"},
+        {"schedule": ["Schedule was not parseable"]},
+        id="crontab-alias-upper-case",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "* * * *"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-four-fields",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": ""},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-empty",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "   "},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-blank",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "60 * * * *"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-minute-60",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "* 24 * * *"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-hour-24",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "* * 0 * *"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-day-0",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "* * * 13 *"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-month-13",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "* * * * 8"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-weekday-8",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "*/0 * * * *"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-step-0",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "5-1 * * * *"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-reversed-range",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "every hour please x"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-words",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "H * * * *"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-jenkins-hash",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "5-1 * * * *"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-reversed-range",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "0 0 ? * *"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-question-mark",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "0 0 15W * *"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-nearest-weekday",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "0 0 * * L5"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-croniter-last-weekday",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "+5 * * * *"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-signed-number",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "1,,2 * * * *"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-empty-list-item",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "0 0 * * FRI-MON"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-reversed-day-names",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "0 0 * * JAN"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-month-name-as-weekday",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "0 0 * * 1#6"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-sixth-weekday",
+    ),
+    pytest.param(
+        {"schedule_type": "crontab", "schedule": "0 0 31 4 *"},
+        {"schedule": ["Schedule is invalid"]},
+        id="crontab-april-31",
+    ),
 ]
 
 
@@ -344,6 +486,11 @@ FIELD_ERROR_ROWS = [
     pytest.param("timezone", "europe/berlin", ['"europe/berlin" is not a valid choice.'], id="c"),
     pytest.param("timezone", 5, ['"5" is not a valid choice.'], id="tz-number"),
     pytest.param("timezone", "localtime", ['"localtime" is not a valid choice.'], id="tz-host"),
+    pytest.param("timezone", "Factory", ['"Factory" is not a valid choice.'], id="tz-factory"),
+    pytest.param("timezone", "utc", ['"utc" is not a valid choice.'], id="tz-lower-case-utc"),
+    pytest.param("timezone", " UTC", ['" UTC" is not a valid choice.'], id="tz-padded"),
+    pytest.param("timezone", True, ['"True" is not a valid choice.'], id="tz-bool"),
+    pytest.param("timezone", ["UTC"], ["\"['UTC']\" is not a valid choice."], id="tz-list"),
 ]
 
 
@@ -357,7 +504,7 @@ def test_invalid_field_values_are_rejected_with_drf_messages(
 def test_every_invalid_field_is_reported_not_just_the_first() -> None:
     raw = {
         "schedule_type": "crontab",
-        "schedule": "@reboot",
+        "schedule": "0 * * * *",
         "checkin_margin": -1,
         "max_runtime": "long",
         "timezone": "Nowhere/Land",
@@ -366,14 +513,55 @@ def test_every_invalid_field_is_reported_not_just_the_first() -> None:
         "alert_rule_id": "x",
     }
 
-    assert validate_config(raw) == {
-        "schedule": ["Schedule was not parseable"],
+    errors = validate_config(raw)
+
+    assert errors == {
         "checkin_margin": [ge(1)],
         "max_runtime": [INVALID_INT],
         "timezone": ['"Nowhere/Land" is not a valid choice.'],
         "failure_issue_threshold": [ge(1)],
         "recovery_threshold": [le(720)],
         "alert_rule_id": [INVALID_INT],
+    }
+    assert isinstance(errors, dict)
+    assert list(errors) == [  # ConfigValidator's field order
+        "checkin_margin",
+        "max_runtime",
+        "timezone",
+        "failure_issue_threshold",
+        "recovery_threshold",
+        "alert_rule_id",
+    ]
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        pytest.param({"schedule_type": "crontab", "schedule": "@reboot"}, id="unknown-alias"),
+        pytest.param({"schedule_type": "crontab", "schedule": "* * 31 2 *"}, id="never-matches"),
+        pytest.param({"schedule_type": "interval", "schedule": [0, "day"]}, id="zero-interval"),
+        pytest.param({"schedule": "0 * * * *"}, id="schedule-type-missing"),
+        pytest.param({"schedule": {"type": "weekly", "value": 1}}, id="object-type-unknown"),
+    ],
+)
+def test_a_field_error_hides_what_is_wrong_with_the_schedule(schedule: dict[str, Any]) -> None:
+    """DRF runs ConfigValidator.validate (the schedule checks) only when every field passed."""
+    raw = {**schedule, "checkin_margin": -1, "timezone": "Nowhere/Land"}
+
+    assert validate_config(raw) == {
+        "checkin_margin": [ge(1)],
+        "timezone": ['"Nowhere/Land" is not a valid choice.'],
+    }
+
+
+def test_a_missing_or_null_schedule_is_a_field_error_reported_with_the_others() -> None:
+    assert validate_config({"schedule_type": "crontab", "max_runtime": 0}) == {
+        "schedule": [REQUIRED],
+        "max_runtime": [ge(1)],
+    }
+    assert validate_config({"schedule": None, "schedule_type": "hourly"}) == {
+        "schedule_type": ['"hourly" is not a valid choice.'],
+        "schedule": [NOT_NULL],
     }
 
 
@@ -588,7 +776,7 @@ CRONTABS = [
     "0 0 29 2 *",
     "@daily",
 ]
-TIMEZONES = sorted(zoneinfo.available_timezones() - {"localtime"})
+TIMEZONES = sorted(zoneinfo.available_timezones() - {"localtime", "Factory"})
 
 schedules = st.one_of(
     st.sampled_from(CRONTABS).map(parse_crontab),
