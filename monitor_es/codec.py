@@ -10,7 +10,7 @@ check-in schema v1; a v2 gets a new kind and an upcaster.
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
@@ -20,7 +20,7 @@ from monitor_es.domain.partition import ClockState
 from monitor_es.domain.payload import normalise_guid
 from monitor_es.domain.reducer import LogEntry
 from monitor_es.domain.state import Environment, Monitor
-from monitor_es.domain.time import from_ms, to_ms
+from monitor_es.domain.time import LATEST, from_ms, iso, to_ms
 from monitor_es.msgpack_depth import MAX_NESTING, nests_too_deep
 
 CHECK_IN_V1: Final = 1
@@ -125,6 +125,8 @@ def decode_entry(entry_id: str, payload: bytes) -> LogEntry:
     try:
         # A hand-written id can lie beyond datetime's year 9999.
         ts = from_ms(int(entry_id.partition("-")[0]))
+        if ts >= LATEST:
+            raise ValueError(f"broker time {iso(ts)} lies past {iso(LATEST)}")
         # Only a payload longer than the limit can nest deeper: the common check-in skips it.
         if len(payload) > MAX_NESTING and nests_too_deep(payload):
             raise ValueError(f"containers nested deeper than {MAX_NESTING} levels")
@@ -132,6 +134,7 @@ def decode_entry(entry_id: str, payload: bytes) -> LogEntry:
             event: InboundEvent = _check_in_from_wire(_check_in_decoder.decode(payload))
         else:
             event = _in_utc(_inbound_decoder.decode(payload))
+            _check_instants(event)
     except (
         msgspec.DecodeError,
         msgspec.ValidationError,
@@ -143,6 +146,19 @@ def decode_entry(entry_id: str, payload: bytes) -> LogEntry:
         reason = str(exc) if payload else "no payload (an empty or missing `e` field)"
         raise UndecodableEntry(entry_id, reason) from None
     return LogEntry(entry_id, ts, event)
+
+
+def _check_instants(event: InboundEvent) -> None:
+    """Refuses an instant inside a map-form event that the reducer could not compute with."""
+    if type(event) is CheckInReported:
+        _check_received(event.received)
+    elif type(event) is ClockDecided and event.minute >= LATEST:
+        raise ValueError(f"decision minute {iso(event.minute)} lies past {iso(LATEST)}")
+
+
+def _check_received(received: datetime | None) -> None:
+    if received is not None and received >= LATEST:
+        raise ValueError(f"received {iso(received)} lies past {iso(LATEST)}")
 
 
 def _in_utc(event: InboundEvent) -> InboundEvent:
@@ -172,7 +188,9 @@ def _check_in_from_wire(wire: _CheckInWire) -> CheckInReported:
         status = status[0]
     else:
         raise ValueError("status is neither a status code nor a boxed value")
-    received = wire.received_ms
+    received = None if wire.received_ms is None else from_ms(wire.received_ms)
+    if received is not None and received >= LATEST:  # inline: every check-in passes here
+        _check_received(received)
     return CheckInReported(
         project=wire.project,
         monitor_slug=wire.monitor_slug,
@@ -181,7 +199,7 @@ def _check_in_from_wire(wire: _CheckInWire) -> CheckInReported:
         environment=wire.environment,
         duration=wire.duration,
         monitor_config=wire.monitor_config,
-        received=None if received is None else from_ms(received),
+        received=received,
         trace_id=wire.trace_id,
     )
 

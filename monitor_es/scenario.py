@@ -17,12 +17,11 @@ import msgspec
 from monitor_es.codec import InvalidEvent, encode_valid_event
 from monitor_es.domain.events import InboundEvent
 from monitor_es.domain.reducer import LogEntry
-from monitor_es.domain.time import EPOCH, from_ms, iso, to_ms
+from monitor_es.domain.time import EPOCH, LATEST, from_ms, iso, to_ms
 
 # Instants a log can hold: stream ids are unsigned (no time before the epoch), and the
 # schedule arithmetic must stay far from datetime's year 9999 (`ts` plus a schedule step).
 EARLIEST: Final = EPOCH
-LATEST: Final = datetime(9000, 1, 1, tzinfo=UTC)
 _LATEST_SECONDS: Final = LATEST.timestamp()
 # Instants inside an event, by event type (outside it, a field of that name is unknown).
 _TIME_FIELDS: Final = {"check_in": "received", "clock_decision": "minute"}

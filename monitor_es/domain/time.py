@@ -7,6 +7,9 @@ from functools import lru_cache
 
 ONE_MINUTE = timedelta(minutes=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Instants a log may carry end here: schedule arithmetic (an instant plus a step of up to
+# ~1,000 years, or a margin) must stay clear of datetime's year 9999.
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 _FLOAT_EXACT_MS = 7_258_118_400_000  # 2200-01-01T00:00Z
 
 

@@ -17,6 +17,7 @@ import math
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -261,11 +262,17 @@ WIRE_CASES = [
           minute="2024-05-01T13:31:00+05:30", decision="normal"), Accepted()),
 ]
 
-# The reducer raises on this (schedule arithmetic past datetime's year 9999, in
-# monitor_es/domain): retried, then dead-lettered; the monitor itself stays usable.
-RETRIED = Dead("reducer failed 3 times: ScheduleError", attempts=3)
+# Instants past 9000-01-01 (schedule arithmetic would overflow datetime's year 9999): the
+# decoder refuses them at once, so they never reach the reducer.
 REDUCER_CASES = [
-    _case("received-in-year-9999", _ours(0, None, None, YEAR_9999_END_MS - 60_000), RETRIED),
+    _case("received-in-year-9999", _ours(0, None, None, YEAR_9999_END_MS - 60_000),
+          Dead("received 9999-12-31T23:58:59.999000Z lies past 9000-01-01T00:00:00Z")),
+    _case("received-in-year-9000", _ours(0, None, None, 221_845_392_000_000),
+          Dead("lies past 9000-01-01T00:00:00Z")),
+    _case("map-received-in-year-9000", _tagged("check_in", check_in_id=str(uuid.UUID(
+          bytes=GUID)), status="ok", received="9000-01-01T00:00:00Z"), Dead("lies past")),
+    _case("decision-minute-in-year-9000", _tagged("clock_decision",
+          minute="9000-01-01T00:00:00Z", decision="normal"), Dead("lies past")),
 ]
 # An interval with no next slot datetime can hold is an invalid config (spec §2.10).
 WIRE_CASES.append(
