@@ -8,6 +8,7 @@ skipped, at the instant the gap ends; any other job runs on real time.
 
 import calendar
 import copy
+import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
@@ -15,7 +16,7 @@ from typing import Final, Literal, assert_never
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from monitor_es.domain.cron_syntax import cronsim_accepts
 
@@ -69,6 +70,15 @@ _ALIASES: Final = {
     "@daily": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
+# croniter 7 reads a range `a-b` with a >= b as wrapping around: `5-5` as every value.
+_RANGE: Final = re.compile(r"(\w+)-(\w+)(/\d+)?")
+_NAMES: Final[tuple[dict[str, int], ...]] = (
+    {},
+    {},
+    {},
+    {name: i for i, name in enumerate(calendar.month_abbr) if name},
+    {name: (i + 1) % 7 for i, name in enumerate(calendar.day_abbr)},
+)
 # Validation and the parsed template start here, never at the wall clock.
 _REFERENCE: Final = datetime(2000, 1, 1)
 
@@ -85,24 +95,25 @@ _MONTHS: Final = {"month": 1, "year": 12}
 
 
 class _Cron:
-    """A validated crontab with a parsed croniter template that is copied for each search."""
+    """A validated crontab with parsed croniter templates that are copied for each search."""
 
-    __slots__ = ("expr", "fixed", "template")
+    __slots__ = ("expr", "fixed", "templates")
 
-    def __init__(self, expr: str, template: "croniter[datetime]") -> None:
+    def __init__(self, expr: str, templates: "tuple[croniter[datetime], ...]") -> None:
         self.expr = expr
-        self.template = template
+        # One template, or one per day field when cron ORs them (see _day_sides).
+        self.templates = templates
         minute, hour = expr.split(" ")[:2]
         self.fixed = not any(c in minute + hour for c in "*/")
 
     def after(self, wall: datetime) -> datetime:
         """The first naive local match strictly after `wall`."""
         # Copying skips re-parsing, which is half of croniter's cost; the copy keeps it stateless.
-        return copy.copy(self.template).get_next(datetime, start_time=wall)
+        return min(copy.copy(t).get_next(datetime, start_time=wall) for t in self.templates)
 
     def before(self, wall: datetime) -> datetime:
         """The last naive local match strictly before `wall`."""
-        return copy.copy(self.template).get_prev(datetime, start_time=wall)
+        return max(copy.copy(t).get_prev(datetime, start_time=wall) for t in self.templates)
 
 
 def _normalise(expr: str) -> str:
@@ -117,29 +128,75 @@ def _normalise(expr: str) -> str:
     if len(fields) > 5:
         raise ScheduleError(TOO_MANY_FIELDS)
     # Sentry says "not parseable" only for an unknown alias; every other crontab its parser
-    # (CronSim) refuses, too few fields included, is "invalid" (spec §2.10).
+    # (CronSim) refuses, too few fields, reversed ranges and croniter's H/R included, is
+    # "invalid" (spec §2.10).
     if not cronsim_accepts(fields):
         raise ScheduleError(INVALID)
     return text
 
 
-@lru_cache(maxsize=4096)
-def _compile(expr: str) -> _Cron:
-    """Validate a crontab and build its reusable croniter template."""
-    text = _normalise(expr)
+def _range_value(token: str, names: dict[str, int]) -> int | None:
+    """A range end as a number (names are case-insensitive), or None if it is neither."""
+    if token.isdigit():
+        return int(token)
+    return names.get(token.capitalize())
+
+
+def _pin_range(part: str, names: dict[str, int]) -> str:
+    """One list item of a field: `a-a` becomes `a`; `a-b` with a > b is invalid."""
+    match = _RANGE.fullmatch(part)
+    if match is None:
+        return part
+    low, high = (_range_value(match[i], names) for i in (1, 2))
+    if low is not None and high is not None and low > high:
+        raise ScheduleError(INVALID)  # cronsim_accepts refused it already
+    return match[1] if low is not None and low == high else part  # one value, whatever the step
+
+
+def _pin_ranges(text: str) -> str:
+    """Ranges as cron reads them (peers.md §3.8), for croniter, which wraps `a-b` if a >= b."""
+    return " ".join(
+        ",".join(_pin_range(part, names) for part in field.split(","))
+        for field, names in zip(text.split(" "), _NAMES, strict=True)
+    )
+
+
+def _day_sides(text: str) -> list[str]:
+    """The crontab as one search, or as two when cron ORs day of month and day of week.
+
+    Cron ORs the day fields when neither starts with `*`; croniter also ANDs a `#` or `W` into
+    both sides of its OR (`0 0 1 * 1#2` never matched), so each side is searched on its own.
+    """
+    minute, hour, dom, month, dow = text.split(" ")
+    if dom.startswith(("*", "?")) or dow.startswith(("*", "?")):
+        return [text]
+    return [f"{minute} {hour} {dom} {month} *", f"{minute} {hour} * {month} {dow}"]
+
+
+def _template(side: str) -> "croniter[datetime] | None":
+    """A croniter template for one search, or None if that search never matches."""
     try:
         # The cron "bug" mode is Vixie/Debian cron (and cronsim): day-of-month and day-of-week
         # are ANDed when either field starts with `*`.
-        template = croniter(text, _REFERENCE, datetime, implement_cron_bug=True)
+        template = croniter(side, _REFERENCE, datetime, implement_cron_bug=True)
+        copy.copy(template).get_next(datetime, start_time=_REFERENCE)
+        copy.copy(template).get_prev(datetime, start_time=_REFERENCE)
+    except CroniterBadDateError:  # valid syntax that never matches, e.g. `* * 31 2 *`
+        return None
     except ValueError as exc:  # every croniter syntax error is a ValueError
         raise ScheduleError(INVALID) from exc
-    cron = _Cron(text, template)
-    try:
-        cron.after(_REFERENCE)
-        cron.before(_REFERENCE)
-    except ValueError as exc:  # e.g. `* * 31 2 *`: valid syntax that never matches
-        raise ScheduleError(INVALID) from exc
-    return cron
+    return template
+
+
+@lru_cache(maxsize=4096)
+def _compile(expr: str) -> _Cron:
+    """Validate a crontab and build its reusable croniter templates."""
+    text = _normalise(expr)
+    sides = [_template(side) for side in _day_sides(_pin_ranges(text))]
+    templates = tuple(t for t in sides if t is not None)
+    if not templates:
+        raise ScheduleError(INVALID)
+    return _Cron(text, templates)
 
 
 def parse_crontab(expr: str) -> CrontabSchedule:

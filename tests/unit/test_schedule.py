@@ -113,6 +113,45 @@ def test_crontab_dialect_matches_the_cron_acceptance_cases(expr: str, expected: 
     assert results == [utc(text + "Z") for text in expected]
 
 
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        # croniter 7 reads `a-a` as every value: `5-5 * * * *` ran every minute.
+        ("5-5 * * * *", ["2020-01-01T00:05", "2020-01-01T01:05"]),
+        ("5-5/10 * * * *", ["2020-01-01T00:05", "2020-01-01T01:05"]),
+        ("0 0 * 2-2 *", ["2020-02-01T00:00", "2020-02-02T00:00"]),
+        ("0 0 * FEB-feb *", ["2020-02-01T00:00", "2020-02-02T00:00"]),
+        ("0 0 * * MON-MON", ["2020-01-06T00:00", "2020-01-13T00:00"]),
+        # Both day fields restricted: cron ORs them, also with `#` (croniter ANDed it).
+        ("0 0 1 * 1#2", ["2020-01-13T00:00", "2020-02-01T00:00", "2020-02-10T00:00"]),
+        ("0 0 1 1 1#1", ["2020-01-06T00:00", "2021-01-01T00:00", "2021-01-04T00:00"]),
+        ("0 0 L * 1#2", ["2020-01-13T00:00", "2020-01-31T00:00", "2020-02-10T00:00"]),
+        ("0 0 13 * FRI", ["2020-01-03T00:00", "2020-01-10T00:00", "2020-01-13T00:00"]),
+        ("0 0 31 2 MON", ["2020-02-03T00:00", "2020-02-10T00:00"]),
+    ],
+)
+def test_single_value_ranges_and_ored_day_fields_follow_cron(
+    expr: str, expected: list[str]
+) -> None:
+    results = chain(parse_crontab(expr), "UTC", at("2020-01-01T00:00Z"), len(expected))
+    assert results == [utc(text + "Z") for text in expected]
+    # prev walks the same slots back.
+    walked = [
+        prev_expected(parse_crontab(expr), "UTC", at("2000-01-01T00:00Z"), r) for r in results[1:]
+    ]
+    assert walked == results[:-1]
+
+
+@pytest.mark.parametrize(
+    "text", ["* * 5-1 * *", "0 22-2 * * *", "50-10 * * * *", "0 0 * * SAT-SUN"]
+)
+def test_reversed_ranges_are_invalid(text: str) -> None:
+    # peers.md §3.8: cron (and cronsim, which Sentry uses) rejects them; croniter wrapped
+    # around. Spec §2.10: what CronSim refuses is "Schedule is invalid".
+    with pytest.raises(ScheduleError, match="Schedule is invalid"):
+        parse_crontab(text)
+
+
 def test_schedules_round_trip_through_msgspec_with_their_tags() -> None:
     schedules: list[Schedule] = [parse_crontab("0 * * * *"), IntervalSchedule(3, "day")]
     encoded = msgspec.json.encode(schedules)
