@@ -188,11 +188,35 @@ def _template(side: str) -> "croniter[datetime] | None":
     return template
 
 
+def _last_weekday_sides(side: str) -> list[str]:
+    """Cron's `<weekday>L` (the last such weekday of the month) in croniter's `L<weekday>`.
+
+    croniter reads `L5` alone but not inside a list, so each such item becomes a search of
+    its own; their slots merge like the OR of the day fields.
+    """
+    minute, hour, dom, month, dow = side.split(" ")
+    items = dow.split(",")
+    last = [item for item in items if item.upper().endswith("L")]
+    if not last:
+        return [side]
+    head = f"{minute} {hour} {dom} {month}"
+    # cronsim_accepts let through only `<0-7>L`; 7 is Sunday, which croniter spells 0.
+    sides = [f"{head} L{int(item[:-1]) % 7}" for item in last]
+    rest = [item for item in items if not item.upper().endswith("L")]
+    if rest:
+        sides.append(f"{head} {','.join(rest)}")
+    return sides
+
+
 @lru_cache(maxsize=4096)
 def _compile(expr: str) -> _Cron:
     """Validate a crontab and build its reusable croniter templates."""
     text = _normalise(expr)
-    sides = [_template(side) for side in _day_sides(_pin_ranges(text))]
+    sides = [
+        _template(search)
+        for side in _day_sides(_pin_ranges(text))
+        for search in _last_weekday_sides(side)
+    ]
     templates = tuple(t for t in sides if t is not None)
     if not templates:
         raise ScheduleError(INVALID)
