@@ -64,6 +64,6 @@ def _term(index: int, text: str) -> bool:
         first, last = text.split("-", 1)
         low, high = _value_of(index, first), _value_of(index, last)
         return low is not None and high is not None and low <= high
-    if index == _DAY and text == "L":
+    if index == _DAY and text in ("L", "LW"):  # the last day, the last weekday
         return True
     return _value_of(index, text) is not None

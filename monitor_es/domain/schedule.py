@@ -99,7 +99,9 @@ class _Cron:
 
     __slots__ = ("expr", "fixed", "templates")
 
-    def __init__(self, expr: str, templates: "tuple[croniter[datetime], ...]") -> None:
+    def __init__(
+        self, expr: str, templates: "tuple[croniter[datetime] | _LastWeekdays, ...]"
+    ) -> None:
         self.expr = expr
         # One template, or one per day field when cron ORs them (see _day_sides).
         self.templates = templates
@@ -173,12 +175,50 @@ def _day_sides(text: str) -> list[str]:
     return [f"{minute} {hour} {dom} {month} *", f"{minute} {hour} * {month} {dow}"]
 
 
-def _template(side: str) -> "croniter[datetime] | None":
+class _LastWeekdays:
+    """Slots on the last weekday (Monday to Friday) of the month: cron's `LW`, which croniter
+    lacks. It walks croniter's days 26-31 (a month's last weekday is never earlier) and keeps
+    the days no later weekday of the month follows."""
+
+    __slots__ = ("base",)
+
+    def __init__(self, base: "croniter[datetime]") -> None:
+        self.base = base
+
+    def get_next(self, ret_type: type[datetime], start_time: datetime) -> datetime:
+        """The first slot strictly after `start_time` (croniter's signature)."""
+        probe = copy.copy(self.base)
+        found = probe.get_next(ret_type, start_time=start_time)
+        while not _is_last_weekday(found):
+            found = probe.get_next(ret_type)
+        return found
+
+    def get_prev(self, ret_type: type[datetime], start_time: datetime) -> datetime:
+        """The last slot strictly before `start_time` (croniter's signature)."""
+        probe = copy.copy(self.base)
+        found = probe.get_prev(ret_type, start_time=start_time)
+        while not _is_last_weekday(found):
+            found = probe.get_prev(ret_type)
+        return found
+
+
+def _is_last_weekday(day: datetime) -> bool:
+    last = calendar.monthrange(day.year, day.month)[1]
+    later = range(day.day + 1, last + 1)
+    return day.weekday() < 5 and all(day.replace(day=d).weekday() >= 5 for d in later)
+
+
+def _template(side: str) -> "croniter[datetime] | _LastWeekdays | None":
     """A croniter template for one search, or None if that search never matches."""
+    minute, hour, dom, month, dow = side.split(" ")
+    last_weekday = dom.upper() == "LW"
+    if last_weekday:
+        side = f"{minute} {hour} 26-31 {month} {dow}"  # dow is `*` here (_day_sides)
     try:
         # The cron "bug" mode is Vixie/Debian cron (and cronsim): day-of-month and day-of-week
         # are ANDed when either field starts with `*`.
-        template = croniter(side, _REFERENCE, datetime, implement_cron_bug=True)
+        base = croniter(side, _REFERENCE, datetime, implement_cron_bug=True)
+        template = _LastWeekdays(base) if last_weekday else base
         copy.copy(template).get_next(datetime, start_time=_REFERENCE)
         copy.copy(template).get_prev(datetime, start_time=_REFERENCE)
     except CroniterBadDateError:  # valid syntax that never matches, e.g. `* * 31 2 *`
@@ -186,6 +226,16 @@ def _template(side: str) -> "croniter[datetime] | None":
     except ValueError as exc:  # every croniter syntax error is a ValueError
         raise ScheduleError(INVALID) from exc
     return template
+
+
+def _last_weekday_of_month_sides(side: str) -> list[str]:
+    """A day-of-month list holding `LW` as one search for `LW` and one for the other days."""
+    minute, hour, dom, month, dow = side.split(" ")
+    items = dom.split(",")
+    if len(items) == 1 or not any(item.upper() == "LW" for item in items):
+        return [side]
+    rest = ",".join(item for item in items if item.upper() != "LW")
+    return [f"{minute} {hour} LW {month} {dow}", f"{minute} {hour} {rest} {month} {dow}"]
 
 
 def _last_weekday_sides(side: str) -> list[str]:
@@ -215,7 +265,8 @@ def _compile(expr: str) -> _Cron:
     sides = [
         _template(search)
         for side in _day_sides(_pin_ranges(text))
-        for search in _last_weekday_sides(side)
+        for by_weekday in _last_weekday_sides(side)
+        for search in _last_weekday_of_month_sides(by_weekday)
     ]
     templates = tuple(t for t in sides if t is not None)
     if not templates:

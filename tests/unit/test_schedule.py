@@ -144,6 +144,29 @@ def test_crontab_dialect_matches_the_cron_acceptance_cases(expr: str, expected: 
         ),
         ("0 0 13 * 5L", ["2020-01-13T00:00", "2020-01-31T00:00", "2020-02-13T00:00"]),
         ("30 2 * 2 1L", ["2020-02-24T02:30", "2021-02-22T02:30"]),
+        # `LW`: the last weekday (Monday to Friday) of the month, which croniter lacks.
+        ("1 1 LW 5 *", ["2020-05-29T01:01", "2021-05-31T01:01", "2022-05-31T01:01"]),
+        (
+            "1 1 LW * *",
+            [
+                "2020-01-31T01:01",
+                "2020-02-28T01:01",
+                "2020-03-31T01:01",
+                "2020-04-30T01:01",
+                "2020-05-29T01:01",
+            ],
+        ),
+        ("1 1 lw,15 * *", ["2020-01-15T01:01", "2020-01-31T01:01", "2020-02-15T01:01"]),
+        (
+            "1 1 LW * MON",
+            [
+                "2020-01-06T01:01",
+                "2020-01-13T01:01",
+                "2020-01-20T01:01",
+                "2020-01-27T01:01",
+                "2020-01-31T01:01",
+            ],
+        ),
     ],
 )
 def test_single_value_ranges_and_ored_day_fields_follow_cron(
@@ -159,9 +182,12 @@ def test_single_value_ranges_and_ored_day_fields_follow_cron(
 
 
 @pytest.mark.parametrize(
-    "text", ["* * 5-1 * *", "0 22-2 * * *", "50-10 * * * *", "0 0 * * SAT-SUN"]
-)
-def test_reversed_ranges_are_invalid(text: str) -> None:
+    "text",
+    ["* * 5-1 * *", "0 22-2 * * *", "50-10 * * * *", "0 0 * * SAT-SUN",
+     # peers.md §3.8: malformed last-day forms.
+     "1 1 LL * *", "1 1 LWX * *", "1 1 * * LW", "1 1 LW/2 * *", "1 1 * * 5L-6", "1 1 * * MONL"],
+)  # fmt: skip
+def test_reversed_ranges_and_malformed_last_days_are_invalid(text: str) -> None:
     # peers.md §3.8: cron (and cronsim, which Sentry uses) rejects them; croniter wrapped
     # around. Spec §2.10: what CronSim refuses is "Schedule is invalid".
     with pytest.raises(ScheduleError, match="Schedule is invalid"):
