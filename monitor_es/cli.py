@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--partitions",
-        type=int,
+        type=positive,
+        metavar="N",
         help="partitions for an empty database (default 1); an "
         "initialised one keeps its own, which this must not contradict",
     )
@@ -81,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     init = commands.add_parser("init", help="initialise a deployment (idempotent)")
     _redis_option(init)
     init.add_argument(
-        "--partitions", type=int,
+        "--partitions", type=positive, metavar="N",
         help="partitions of a new deployment (default 16); an existing one keeps its own",
     )  # fmt: skip
     _limit_options(init)
@@ -105,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     _redis_option(run)
     _limit_options(run)
     run.add_argument(
-        "--partitions", type=int,
+        "--partitions", type=positive, metavar="N",
         help="partitions of a new deployment (default 16); an existing one keeps its own",
     )  # fmt: skip
     run.add_argument("--interval", type=float, default=5.0, help="seconds between pulses")
@@ -139,20 +140,20 @@ _LIMIT_OPTIONS = {
 def _limit_options(parser: argparse.ArgumentParser) -> None:
     defaults = Limits()
     parser.add_argument(
-        "--max-monitors", type=_positive, metavar="N",
+        "--max-monitors", type=positive, metavar="N",
         help=f"monitors per project (default {defaults.max_monitors_per_project})",
     )  # fmt: skip
     parser.add_argument(
-        "--max-environments", type=_positive, metavar="N",
+        "--max-environments", type=positive, metavar="N",
         help=f"environments per monitor (default {defaults.max_environments_per_monitor})",
     )  # fmt: skip
     parser.add_argument(
-        "--rate-limit", type=_positive, metavar="N",
+        "--rate-limit", type=positive, metavar="N",
         help=f"check-ins per environment and minute (default {defaults.checkins_per_minute})",
     )  # fmt: skip
 
 
-def _positive(text: str) -> int:
+def positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")

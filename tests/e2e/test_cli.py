@@ -153,6 +153,10 @@ def test_init_refuses_to_change_the_partition_count(
     assert first.stdout.startswith("deployment ready: 4 partitions; limits: ")
     again = run_cli("init", "--redis-url", redis_server, "--partitions", "4")
     assert again.returncode == 0  # idempotent
+    for bad in ("0", "-3", "x"):
+        refused_count = run_cli("init", "--redis-url", redis_server, "--partitions", bad)
+        assert refused_count.returncode == 2
+        assert "argument --partitions" in refused_count.stderr
     upgrade = run_cli("init", "--redis-url", redis_server)  # after an upgrade: no count needed
     assert upgrade.returncode == 0, upgrade.stderr
     assert upgrade.stdout.startswith("deployment ready: 4 partitions;")
