@@ -1,0 +1,711 @@
+"""Black-box judge: scenario files run through `monitor-es simulate FILE --json`.
+
+Every expectation below was written from shared/spec/crons-behaviour.md and
+shared/design/domain.md alone, before the scenario was first run; where a first
+expectation turned out to misread the spec, the comment at the assertion says why.
+Generated ids (missed check-ins, zero-GUID check-ins, incidents) are not predicted: they
+are taken from the document and checked for consistency (the same id everywhere it
+appears), everything else is compared field by field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+_SCRIPT = Path(sys.executable).with_name("monitor-es")
+CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "monitor_es.cli"]
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+CONTRACT = ("incident_opened", "incident_resolved", "issue_occurrence", "issue_resolved")
+P = "acme"
+
+Doc = dict[str, Any]
+Row = dict[str, Any]
+
+
+def simulate(name: str) -> Doc:
+    """The `simulate FILE --json` document, run as a user runs it (no Redis URL)."""
+    environ = {k: v for k, v in os.environ.items() if k != "MONITOR_ES_REDIS_URL"}
+    path = str(SCENARIOS / f"blackbox_{name}.jsonl")
+    done = subprocess.run(
+        [*CLI, "simulate", path, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environ,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    document: Doc = json.loads(done.stdout)
+    return document
+
+
+def t(clock: str, day: str = "2024-05-01") -> str:
+    """`"10:00:05"` → `"2024-05-01T10:00:05Z"`; full instants pass through."""
+    return clock if "T" in clock else f"{day}T{clock}Z"
+
+
+def maybe_t(clock: str | None) -> str | None:
+    return None if clock is None else t(clock)
+
+
+def cid(prefix: str, n: int) -> str:
+    return f"{prefix}0000000-0000-4000-8000-{n:012d}"
+
+
+def fp(slug: str, environment: str = "production") -> str:
+    return f"crons:{P}/{slug}/{environment}"
+
+
+def env(  # noqa: PLR0917 (a table row, read positionally)
+    slug: str,
+    status: str,
+    last: str | None,
+    nxt: str | None,
+    latest: str | None,
+    incident: Row | None = None,
+    *,
+    environment: str = "production",
+    muted: bool = False,
+) -> Row:
+    return {
+        "project": P,
+        "monitor_slug": slug,
+        "environment": environment,
+        "status": status,
+        "muted": muted,
+        "last_checkin": maybe_t(last),
+        "next_checkin": maybe_t(nxt),
+        "next_checkin_latest": maybe_t(latest),
+        "incident": incident,
+    }
+
+
+def open_incident(incident: Row) -> Row:
+    """The `incident` field of an environment row for an open incident row."""
+    return {
+        "id": incident["id"],
+        "starting_check_in_id": incident["starting_check_in_id"],
+        "started_at": incident["started_at"],
+    }
+
+
+def ci(  # noqa: PLR0917 (a table row, read positionally)
+    slug: str,
+    check_in_id: str,
+    status: str,
+    added: str,
+    updated: str,
+    expected: str | None,
+    timeout_at: str | None,
+    duration_ms: int | None,
+    *,
+    environment: str = "production",
+) -> Row:
+    return {
+        "project": P,
+        "monitor_slug": slug,
+        "environment": environment,
+        "check_in_id": check_in_id,
+        "status": status,
+        "date_added": t(added),
+        "date_updated": t(updated),
+        "expected_time": maybe_t(expected),
+        "timeout_at": maybe_t(timeout_at),
+        "duration_ms": duration_ms,
+    }
+
+
+def incident(  # noqa: PLR0917 (a table row, read positionally)
+    incident_id: str,
+    slug: str,
+    starting: str,
+    started: str,
+    resolving: str | None = None,
+    resolved: str | None = None,
+    *,
+    environment: str = "production",
+) -> Row:
+    return {
+        "id": incident_id,
+        "project": P,
+        "monitor_slug": slug,
+        "environment": environment,
+        "fingerprint": fp(slug, environment),
+        "starting_check_in_id": starting,
+        "started_at": t(started),
+        "resolving_check_in_id": resolving,
+        "resolved_at": maybe_t(resolved),
+    }
+
+
+def opened(inc: Row) -> Row:
+    return {
+        "type": "incident_opened",
+        "incident_id": inc["id"],
+        "project": inc["project"],
+        "monitor_slug": inc["monitor_slug"],
+        "environment": inc["environment"],
+        "fingerprint": [inc["fingerprint"]],
+        "starting_check_in_id": inc["starting_check_in_id"],
+        "started_at": inc["started_at"],
+    }
+
+
+def resolved(inc: Row) -> Row:
+    return {
+        **opened(inc),
+        "type": "incident_resolved",
+        "resolving_check_in_id": inc["resolving_check_in_id"],
+        "resolved_at": inc["resolved_at"],
+    }
+
+
+def issue_resolved(inc: Row) -> Row:
+    return {
+        "type": "issue_resolved",
+        "fingerprint": [inc["fingerprint"]],
+        "incident_id": inc["id"],
+        "update_date": inc["resolved_at"],
+    }
+
+
+OCCURRENCE_KEYS = (
+    "type",
+    "fingerprint",
+    "incident_id",
+    "failed_check_in_id",
+    "issue_title",
+    "subtitle",
+    "level",
+    "detection_time",
+    "environment",
+)
+
+
+def occurrence(  # noqa: PLR0917 (a table row, read positionally)
+    inc: Row, failed: str, detection: str, reason: str, last_ok: str | None, name: str
+) -> Row:
+    return {
+        "type": "issue_occurrence",
+        "fingerprint": [inc["fingerprint"]],
+        "incident_id": inc["id"],
+        "failed_check_in_id": failed,
+        "issue_title": f"Cron failure: {name}",
+        "subtitle": f"Your monitor is failing: {reason}.",
+        "level": "error",
+        "detection_time": t(detection),
+        "environment": inc["environment"],
+        # Spec §5.2 evidence_display: reason, environment, newest ok's date_added or Never.
+        "evidence": [
+            ("Failure reason", reason, True),
+            ("Environment", inc["environment"], False),
+            ("Last successful check-in", "Never" if last_ok is None else t(last_ok), False),
+        ],
+    }
+
+
+def contract_events(doc: Doc) -> list[Row]:
+    """The four contract events in order; occurrences reduced to their contract fields
+    plus the evidence as (name, value, important) triples."""
+    out: list[Row] = []
+    for event in doc["events"]:
+        if event["type"] not in CONTRACT:
+            continue
+        if event["type"] == "issue_occurrence":
+            row = {k: event.get(k) for k in OCCURRENCE_KEYS}
+            row["evidence"] = [
+                (e["name"], e["value"], e["important"]) for e in event.get("evidence_display", [])
+            ]
+            out.append(row)
+        elif event["type"] == "issue_resolved":
+            # domain.md lists fingerprint, incident_id, update_date; monitor-es adds the
+            # environment's project/slug/name, which the contract does not forbid.
+            out.append({k: event[k] for k in ("type", "fingerprint", "incident_id", "update_date")})
+        else:
+            out.append({k: v for k, v in event.items() if k != "id"})
+    return out
+
+
+def rejected_types(doc: Doc) -> list[tuple[int, list[str]]]:
+    return [(r["line"], [e["type"] for e in r["errors"]]) for r in doc["rejected"]]
+
+
+def line_of(name: str, marker: str) -> int:
+    lines = (SCENARIOS / f"blackbox_{name}.jsonl").read_text(encoding="utf-8").splitlines()
+    found = [n for n, text in enumerate(lines, 1) if marker in text and not text.startswith("#")]
+    assert len(found) == 1, (marker, found)
+    return found[0]
+
+
+def generated_id(row: Row) -> str:
+    """A generated check-in id is a canonical UUID, never the zero GUID."""
+    value = row["check_in_id"]
+    assert str(uuid.UUID(value)) == value and value != str(uuid.UUID(int=0))
+    assert isinstance(value, str)
+    return value
+
+
+# 1 ------------------------------------------------------------------------------------
+
+
+def test_a_job_that_runs_fine() -> None:
+    doc = simulate("fine_job")
+    a, b = cid("a", 1), cid("a", 2)
+    # The first in_progress leaves the new environment pending; its ok sets ok and the
+    # computed duration abs(10:02:35 - 10:00:05) = 150 s. next is from the message time.
+    assert doc["environments"] == [env("fine", "ok", "11:00:10", "12:00:00", "12:01:00")]
+    assert doc["check_ins"] == [
+        ci("fine", a, "ok", "10:00:05", "10:02:35", None, None, 150_000),
+        ci("fine", b, "ok", "11:00:10", "11:01:10", "11:00:00", None, 59_500),
+    ]
+    assert doc["incidents"] == []
+    assert contract_events(doc) == []
+    assert doc["rejected"] == []
+
+
+# 2 ------------------------------------------------------------------------------------
+
+
+def test_a_missed_run_is_dated_at_its_expected_time() -> None:
+    doc = simulate("missed")
+    s = "blackbox-missed"
+    c1, c2 = cid("b", 1), cid("b", 2)
+    rows = doc["check_ins"]
+    assert len(rows) == 4
+    m1, m2 = generated_id(rows[1]), generated_id(rows[3])
+    assert rows == [
+        ci(s, c1, "ok", "12:00:30", "12:00:30", None, None, None),
+        ci(s, m1, "missed", "12:05:00", "12:05:00", "12:05:00", None, None),
+        # expected_time is the environment's next_checkin when the ok arrived: 12:10.
+        ci(s, c2, "ok", "12:07:10", "12:07:10", "12:10:00", None, None),
+        ci(s, m2, "missed", "12:10:00", "12:10:00", "12:10:00", None, None),
+    ]
+    i1, i2 = (r["id"] for r in doc["incidents"])
+    inc1 = incident(i1, s, m1, "12:05:00", c2, "12:07:10")
+    inc2 = incident(i2, s, m2, "12:10:00")
+    assert doc["incidents"] == [inc1, inc2]
+    assert doc["environments"] == [
+        env(s, "missed", "12:07:10", "12:15:00", "12:16:00", open_incident(inc2))
+    ]
+    reason = "A missed check-in was detected"
+    assert contract_events(doc) == [
+        opened(inc1),
+        occurrence(inc1, m1, "12:05:00", reason, "12:00:30", s),
+        resolved(inc1),
+        issue_resolved(inc1),
+        opened(inc2),
+        occurrence(inc2, m2, "12:10:00", reason, "12:07:10", s),
+    ]
+    assert doc["rejected"] == []
+
+
+# 3 ------------------------------------------------------------------------------------
+
+
+def test_margins_and_a_check_in_at_the_latest_minute() -> None:
+    doc = simulate("margin")
+    rows = doc["check_ins"]
+    assert len(rows) == 5
+    edge_missed, margin_missed = generated_id(rows[2]), generated_id(rows[4])
+    assert rows == [
+        ci("margin", cid("c", 1), "ok", "12:15:00", "12:15:00", None, None, None),
+        ci("edge", cid("c", 2), "ok", "12:15:30", "12:15:30", None, None, None),
+        # The tick of 12:17 runs before the 12:17:00 check-in: latest 12:17 <= 12:17.
+        ci("edge", edge_missed, "missed", "12:16:00", "12:16:00", "12:16:00", None, None),
+        ci("edge", cid("c", 3), "ok", "12:17:00", "12:17:00", "2024-05-02T12:16:00Z", None, None),
+        # C-4: margin 10 on */5: missed at the 12:30 tick for 12:20; next is 12:30.
+        ci("margin", margin_missed, "missed", "12:20:00", "12:20:00", "12:20:00", None, None),
+    ]
+    ie, im = (r["id"] for r in doc["incidents"])
+    inc_edge = incident(ie, "edge", edge_missed, "12:16:00", cid("c", 3), "12:17:00")
+    inc_margin = incident(im, "margin", margin_missed, "12:20:00")
+    assert doc["incidents"] == [inc_edge, inc_margin]
+    assert doc["environments"] == [
+        env("edge", "ok", "12:17:00", "2024-05-02T12:16:00Z", "2024-05-02T12:17:00Z"),
+        env("margin", "missed", "12:15:00", "12:30:00", "12:40:00", open_incident(inc_margin)),
+    ]
+    reason = "A missed check-in was detected"
+    assert contract_events(doc) == [
+        opened(inc_edge),
+        occurrence(inc_edge, edge_missed, "12:16:00", reason, "12:15:30", "edge"),
+        resolved(inc_edge),
+        issue_resolved(inc_edge),
+        opened(inc_margin),
+        occurrence(inc_margin, margin_missed, "12:20:00", reason, "12:15:00", "margin"),
+    ]
+
+
+# 4 ------------------------------------------------------------------------------------
+
+
+def test_a_timeout_stays_timeout_after_a_late_close() -> None:
+    doc = simulate("timeout")
+    d1, d2 = cid("d", 1), cid("d", 2)
+    assert doc["check_ins"] == [
+        # Late ok: status stays timeout, duration abs(10:25:00 - 10:00:40), timeout_at null.
+        ci("timeout", d1, "timeout", "10:00:40", "10:25:00", None, None, 1_460_000),
+        ci("timeout", d2, "timeout", "11:00:30", "11:00:30", "11:00:00", "11:20:00", None),
+    ]
+    (i1,) = (r["id"] for r in doc["incidents"])
+    inc = incident(i1, "timeout", d1, "10:00:40")
+    assert doc["incidents"] == [inc]
+    # A timeout does not move next_checkin; the late close and the second run do.
+    assert doc["environments"] == [
+        env("timeout", "timeout", "11:00:30", "12:00:00", "12:01:00", open_incident(inc))
+    ]
+    reason = "A timeout check-in was detected"
+    assert contract_events(doc) == [
+        opened(inc),
+        occurrence(inc, d1, "10:00:40", reason, None, "timeout"),
+        occurrence(inc, d2, "11:00:30", reason, None, "timeout"),
+    ]
+
+
+# 5 ------------------------------------------------------------------------------------
+
+
+def test_failure_and_recovery_thresholds() -> None:
+    doc = simulate("thresholds")
+    s = "thresholds"
+    e = [cid("e", n) for n in range(1, 6)]
+    rows = doc["check_ins"]
+    assert len(rows) == 6
+    missed = generated_id(rows[5])
+    assert rows == [
+        ci(s, e[0], "error", "09:00:00", "09:00:00", None, None, None),
+        ci(s, e[1], "error", "09:30:00", "09:30:00", "09:30:00", None, None),
+        ci(s, e[2], "ok", "10:00:00", "10:00:00", "10:00:00", None, None),
+        ci(s, e[3], "ok", "10:30:00", "10:30:00", "10:30:00", None, None),
+        ci(s, e[4], "error", "11:00:00", "11:00:00", "11:00:00", None, None),
+        ci(s, missed, "missed", "11:30:00", "11:30:00", "11:30:00", None, None),
+    ]
+    i1, i2 = (r["id"] for r in doc["incidents"])
+    # Domain difference 1: the first error of a new environment opens nothing with N=2.
+    inc1 = incident(i1, s, e[0], "09:00:00", e[3], "10:30:00")
+    inc2 = incident(i2, s, e[4], "11:00:00")
+    assert doc["incidents"] == [inc1, inc2]
+    assert doc["environments"] == [
+        env(s, "missed", "11:00:00", "12:00:00", "12:01:00", open_incident(inc2))
+    ]
+    two_errors = "2 error check-ins detected"
+    mixed = "1 error and 1 missed check-ins detected"
+    assert contract_events(doc) == [
+        opened(inc1),
+        occurrence(inc1, e[0], "09:00:00", two_errors, None, s),
+        occurrence(inc1, e[1], "09:30:00", two_errors, None, s),
+        resolved(inc1),
+        issue_resolved(inc1),
+        opened(inc2),
+        occurrence(inc2, e[4], "11:00:00", mixed, "10:30:00", s),
+        occurrence(inc2, missed, "11:30:00", mixed, "10:30:00", s),
+    ]
+
+
+# 6 ------------------------------------------------------------------------------------
+
+
+def test_muting_suppresses_issue_occurrences_only() -> None:
+    doc = simulate("mute")
+    s = "muted"
+    f = [cid("f", n) for n in range(1, 7)]
+    assert doc["check_ins"] == [
+        ci(s, f[0], "ok", "08:00:00", "08:00:00", None, None, None),
+        ci(s, f[1], "ok", "08:00:10", "08:00:10", None, None, None, environment="staging"),
+        ci(s, f[2], "error", "08:10:00", "08:10:00", "09:00:00", None, None),
+        ci(s, f[3], "ok", "08:20:00", "08:20:00", "09:00:00", None, None),
+        ci(s, f[4], "ok", "08:30:00", "08:30:00", None, None, None, environment="canary"),
+        ci(s, f[5], "error", "08:50:00", "08:50:00", "09:00:00", None, None, environment="staging"),
+    ]
+    i1, i2 = (r["id"] for r in doc["incidents"])
+    inc1 = incident(i1, s, f[2], "08:10:00", f[3], "08:20:00")
+    inc2 = incident(i2, s, f[5], "08:50:00", environment="staging")
+    assert doc["incidents"] == [inc1, inc2]
+    assert doc["environments"] == [
+        env(s, "ok", "08:30:00", "09:00:00", "09:01:00", environment="canary", muted=True),
+        env(s, "ok", "08:20:00", "09:00:00", "09:01:00", muted=True),
+        env(
+            s,
+            "failed",
+            "08:50:00",
+            "09:00:00",
+            "09:01:00",
+            open_incident(inc2),
+            environment="staging",
+        ),
+    ]
+    # Muted production: incident_opened/resolved, but no occurrence and no issue_resolved.
+    assert contract_events(doc) == [
+        opened(inc1),
+        resolved(inc1),
+        opened(inc2),
+        occurrence(inc2, f[5], "08:50:00", "An error check-in was detected", "08:00:10", s),
+    ]
+
+
+# 7 ------------------------------------------------------------------------------------
+
+
+def test_disabling_and_re_enabling() -> None:
+    doc = simulate("disable")
+    s = "disabled"
+    assert rejected_types(doc) == [(line_of("disable", "10:20:00"), ["monitor_disabled"])]
+    rows = doc["check_ins"]
+    assert len(rows) == 3
+    missed = generated_id(rows[2])
+    assert rows == [
+        ci(s, cid("1", 1), "ok", "10:00:00", "10:00:00", None, None, None),
+        # Disabled monitors still time out (spec §1.3).
+        ci(s, cid("1", 2), "timeout", "10:05:00", "10:05:00", "10:10:00", "10:35:00", None),
+        # Re-enabled at 10:40: next 10:50, missed at the 10:51 tick; no miss for 10:10-10:40.
+        ci(s, missed, "missed", "10:50:00", "10:50:00", "10:50:00", None, None),
+    ]
+    # First expectation: the timeout while disabled opens the incident. But spec §4.3
+    # leaves a disabled monitor's environments out of the incident logic ("any other
+    # status (disabled/deleting) → return False"): the timeout sets the status only, and
+    # the incident opens with the miss after re-enabling.
+    (i1,) = (r["id"] for r in doc["incidents"])
+    inc = incident(i1, s, missed, "10:50:00")
+    assert doc["incidents"] == [inc]
+    assert doc["environments"] == [
+        env(s, "missed", "10:05:00", "11:00:00", "11:01:00", open_incident(inc))
+    ]
+    assert contract_events(doc) == [
+        opened(inc),
+        occurrence(inc, missed, "10:50:00", "A missed check-in was detected", "10:00:00", s),
+    ]
+
+
+# 8 ------------------------------------------------------------------------------------
+
+
+def test_monitor_configured_edits_margin_runtime_and_schedule() -> None:
+    doc = simulate("config_edit")
+    s = "edited"
+    # The max_runtime edit moved timeout_at from 10:40 to 11:10, so the run did not time
+    # out; the margin edit (5) and the schedule edit (*/20 from 10:30: 10:40, latest
+    # 10:45) meant no miss at the 10:41 tick. The close at 10:44 sets next 11:00.
+    assert doc["check_ins"] == [
+        ci(s, cid("2", 1), "ok", "10:10:20", "10:44:00", None, None, 2_020_000),
+    ]
+    assert doc["incidents"] == []
+    assert doc["environments"] == [env(s, "ok", "10:10:20", "11:00:00", "11:05:00")]
+    assert contract_events(doc) == []
+    assert doc["rejected"] == []
+
+
+# 9 ------------------------------------------------------------------------------------
+
+
+def test_deleting_a_monitor() -> None:
+    doc = simulate("delete")
+    assert rejected_types(doc) == [(line_of("delete", "10:31:00"), ["monitor_not_found"])]
+    rows = doc["check_ins"]
+    assert len(rows) == 3
+    missed = generated_id(rows[1])
+    # The deleted monitor's environment and check-ins are gone; the upsert recreates it
+    # from nothing (first check-in: no expected_time).
+    assert rows == [
+        ci("kept", cid("3", 2), "ok", "10:00:30", "10:00:30", None, None, None),
+        ci("kept", missed, "missed", "11:00:00", "11:00:00", "11:00:00", None, None),
+        ci("doomed", cid("3", 4), "ok", "11:02:00", "11:02:00", None, None, None),
+    ]
+    (i1,) = (r["id"] for r in doc["incidents"])
+    inc = incident(i1, "kept", missed, "11:00:00")
+    assert doc["incidents"] == [inc]
+    assert doc["environments"] == [
+        env("doomed", "ok", "11:02:00", "12:00:00", "12:01:00"),
+        env("kept", "missed", "10:00:30", "12:00:00", "12:01:00", open_incident(inc)),
+    ]
+
+
+# 10 -----------------------------------------------------------------------------------
+
+
+def test_heartbeats_and_the_zero_guid() -> None:
+    doc = simulate("zero_guid_heartbeat")
+    s = "heartbeat"
+    rows = doc["check_ins"]
+    assert len(rows) == 2
+    fresh = generated_id(rows[1])
+    assert fresh != cid("4", 1)
+    # Heartbeats moved timeout_at to 10:18 then 10:25 (max_runtime 10), so the run never
+    # timed out; the zero-GUID ok closed it with the computed duration (heartbeats set
+    # none); the next zero-GUID ok found no open run and created a new check-in.
+    assert rows == [
+        ci(s, cid("4", 1), "ok", "10:00:10", "10:20:00", None, None, 1_190_000),
+        ci(s, fresh, "ok", "10:30:00", "10:30:00", "11:00:00", None, None),
+    ]
+    assert doc["incidents"] == []
+    assert doc["environments"] == [env(s, "ok", "10:30:00", "11:00:00", "11:01:00")]
+    assert contract_events(doc) == []
+    assert doc["rejected"] == []
+
+
+# 11 -----------------------------------------------------------------------------------
+
+
+def test_rate_limit_per_environment_and_broker_minute() -> None:
+    doc = simulate("rate_limit")
+    s = "limited"
+    assert rejected_types(doc) == [
+        (line_of("rate_limit", "10:00:07"), ["monitor_environment_ratelimited"])
+    ]
+    expected = [ci(s, cid("5", 1), "ok", "10:00:01", "10:00:01", None, None, None)]
+    for n in range(2, 7):
+        ts = f"10:00:0{n}"
+        expected.append(ci(s, cid("5", n), "ok", ts, ts, "11:00:00", None, None))
+    expected.append(
+        ci(s, cid("5", 8), "ok", "10:00:08", "10:00:08", None, None, None, environment="staging")
+    )
+    expected.append(ci(s, cid("5", 9), "ok", "10:01:00", "10:01:00", "11:00:00", None, None))
+    assert doc["check_ins"] == expected
+    assert doc["environments"] == [
+        env(s, "ok", "10:01:00", "11:00:00", "11:01:00"),
+        env(s, "ok", "10:00:08", "11:00:00", "11:01:00", environment="staging"),
+    ]
+
+
+# 12 -----------------------------------------------------------------------------------
+
+
+def test_interval_schedules() -> None:
+    doc = simulate("interval")
+    rows = doc["check_ins"]
+    assert len(rows) == 4
+    missed = generated_id(rows[2])
+    assert rows == [
+        ci("every2h", cid("6", 1), "ok", "05:30:20", "05:30:20", None, None, None),
+        ci("monthly", cid("6", 2), "ok", "05:31:00", "05:31:00", None, None, None),
+        ci("every2h", missed, "missed", "07:30:00", "07:30:00", "07:30:00", None, None),
+        ci("every2h", cid("6", 3), "ok", "07:40:00", "07:40:00", "09:30:00", None, None),
+    ]
+    (i1,) = (r["id"] for r in doc["incidents"])
+    inc = incident(i1, "every2h", missed, "07:30:00", cid("6", 3), "07:40:00")
+    assert doc["incidents"] == [inc]
+    assert doc["environments"] == [
+        env("every2h", "ok", "07:40:00", "09:40:00", "09:41:00"),
+        env("monthly", "ok", "05:31:00", "2024-06-01T05:31:00Z", "2024-06-01T05:32:00Z"),
+    ]
+
+
+# 13 -----------------------------------------------------------------------------------
+
+
+def test_a_fixed_time_job_across_spring_forward() -> None:
+    doc = simulate("dst")
+    s = "berlin"
+    rows = doc["check_ins"]
+    assert len(rows) == 3
+    missed = generated_id(rows[2])
+    # 02:30 Berlin does not exist on 2024-03-31: the job is due right after the skipped
+    # hour, 03:00 CEST = 01:00Z (domain.md difference 4).
+    assert rows == [
+        ci(s, cid("7", 1), "ok", "2024-03-30T01:30:00Z", "2024-03-30T01:30:00Z", None, None, None),
+        ci(
+            s,
+            cid("7", 2),
+            "ok",
+            "2024-03-31T01:00:30Z",
+            "2024-03-31T01:00:30Z",
+            "2024-03-31T01:00:00Z",
+            None,
+            None,
+        ),
+        ci(
+            s,
+            missed,
+            "missed",
+            "2024-04-01T00:30:00Z",
+            "2024-04-01T00:30:00Z",
+            "2024-04-01T00:30:00Z",
+            None,
+            None,
+        ),
+    ]
+    (i1,) = (r["id"] for r in doc["incidents"])
+    inc = incident(i1, s, missed, "2024-04-01T00:30:00Z")
+    assert doc["incidents"] == [inc]
+    assert doc["environments"] == [
+        env(
+            s,
+            "missed",
+            "2024-03-31T01:00:30Z",
+            "2024-04-02T00:30:00Z",
+            "2024-04-02T00:31:00Z",
+            open_incident(inc),
+        )
+    ]
+
+
+# 14 -----------------------------------------------------------------------------------
+
+
+def test_rejected_lines() -> None:
+    name = "rejections"
+    doc = simulate(name)
+    assert rejected_types(doc) == [
+        (line_of(name, "{not json"), ["invalid_event"]),
+        (line_of(name, "not-a-uuid"), ["checkin_invalid_guid"]),
+        (line_of(name, '"done"'), ["checkin_validation_failed"]),
+        (line_of(name, "10:01:00"), ["checkin_finished"]),
+        (line_of(name, "10:01:10"), ["checkin_environment_mismatch"]),
+        (line_of(name, "10:01:20"), ["checkin_validation_failed"]),
+        (line_of(name, "frobnicate"), ["invalid_event"]),
+        (line_of(name, "10:01:40"), ["invalid_event"]),
+    ]
+    s = "rej"
+    g1, g5 = cid("8", 1), cid("8", 5)
+    # A 32-hex id names the same check-in as its dashed form (domain.md: check-in ids).
+    assert doc["check_ins"] == [
+        ci(s, g1, "ok", "10:00:00", "10:00:00", None, None, None),
+        ci(s, g5, "error", "10:05:00", "10:06:00", "11:00:00", None, 60_000),
+    ]
+    (i1,) = (r["id"] for r in doc["incidents"])
+    inc = incident(i1, s, g5, "10:05:00")
+    assert doc["incidents"] == [inc]
+    # First expectation was only production: but spec §2.3 creates the environment
+    # (step 11) before it looks the check-in up (step 12), so the mismatched check-in
+    # leaves a pending staging environment that never checked in.
+    assert doc["environments"] == [
+        env(s, "failed", "10:05:00", "11:00:00", "11:01:00", open_incident(inc)),
+        env(s, "pending", None, None, None, environment="staging"),
+    ]
+    assert contract_events(doc) == [
+        opened(inc),
+        occurrence(inc, g5, "10:05:00", "An error check-in was detected", "10:00:00", s),
+    ]
+
+
+# 15 -----------------------------------------------------------------------------------
+
+
+def test_a_late_ok_resolves_the_incident_of_a_later_miss() -> None:
+    doc = simulate("late_ok")
+    s = "late"
+    l1, l2 = cid("9", 1), cid("9", 2)
+    rows = doc["check_ins"]
+    assert len(rows) == 3
+    missed = generated_id(rows[1])
+    assert rows == [
+        ci(s, l1, "ok", "10:00:00", "10:15:00", None, None, 900_000),
+        ci(s, missed, "missed", "10:10:00", "10:10:00", "10:10:00", None, None),
+        ci(s, l2, "ok", "10:12:00", "10:18:00", "10:20:00", None, 360_000),
+    ]
+    (i1,) = (r["id"] for r in doc["incidents"])
+    # resolved_at is the resolving check-in's date_added, before started_at (domain.md).
+    inc = incident(i1, s, missed, "10:10:00", l1, "10:00:00")
+    assert doc["incidents"] == [inc]
+    # last_checkin keeps 10:12:00 (domain.md difference 3).
+    assert doc["environments"] == [env(s, "ok", "10:12:00", "10:20:00", "10:21:00")]
+    assert contract_events(doc) == [
+        opened(inc),
+        occurrence(inc, missed, "10:10:00", "A missed check-in was detected", None, s),
+        resolved(inc),
+        issue_resolved(inc),
+    ]
