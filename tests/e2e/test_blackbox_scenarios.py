@@ -709,3 +709,302 @@ def test_a_late_ok_resolves_the_incident_of_a_later_miss() -> None:
         resolved(inc),
         issue_resolved(inc),
     ]
+
+
+# 16 -----------------------------------------------------------------------------------
+
+
+def test_an_error_older_than_a_newer_ok_is_ignored() -> None:
+    doc = simulate("late_error")
+    s = "lateerr"
+    a = [cid("a", n) for n in range(11, 15)]
+    # The error dated 10:04 (received) is older than the ok of 10:05: it is stored but
+    # changes nothing (spec §2.7). The close received at 10:09, before its 10:10 open, gets
+    # abs(10:09 - 10:10) and leaves next/last alone (its message time precedes last_checkin).
+    assert doc["check_ins"] == [
+        ci(s, a[0], "ok", "10:00:00", "10:00:00", None, None, None),
+        ci(s, a[1], "ok", "10:05:00", "10:05:00", "11:00:00", None, None),
+        ci(s, a[2], "error", "10:04:00", "10:04:00", "11:00:00", None, None),
+        ci(s, a[3], "ok", "10:10:00", "10:09:00", "11:00:00", None, 60_000),
+    ]
+    assert doc["incidents"] == []
+    assert doc["environments"] == [env(s, "ok", "10:10:00", "11:00:00", "11:01:00")]
+    assert contract_events(doc) == []
+    assert doc["rejected"] == []
+
+
+# 17 -----------------------------------------------------------------------------------
+
+
+def test_a_superseded_timeout_and_a_mixed_failure_window() -> None:
+    doc = simulate("timeout_guard")
+    b = [cid("b", n) for n in range(11, 15)]
+    rows = doc["check_ins"]
+    assert len(rows) == 5
+    missed = generated_id(rows[4])
+    assert rows == [
+        ci("timeguard", b[0], "timeout", "10:00:00", "10:00:00", None, "10:30:00", None),
+        ci("timeguard", b[1], "ok", "10:10:00", "10:10:00", "11:00:00", None, None),
+        ci("mix", b[2], "error", "10:30:00", "10:30:00", None, None, None),
+        ci("mix", b[3], "timeout", "10:35:00", "10:35:00", "10:40:00", "10:40:00", None),
+        ci("mix", missed, "missed", "10:40:00", "10:40:00", "10:40:00", None, None),
+    ]
+    (i1,) = (r["id"] for r in doc["incidents"])
+    # Threshold 3: the timeout at the 10:40 tick has only 2 check-ins up to it; the miss at
+    # the 10:41 tick completes [error, timeout, missed], started at the error.
+    inc = incident(i1, "mix", b[2], "10:30:00")
+    assert doc["incidents"] == [inc]
+    assert doc["environments"] == [
+        env("mix", "missed", "10:35:00", "10:50:00", "10:51:00", open_incident(inc)),
+        # D-5: a newer ok supersedes the timeout: the environment stays ok.
+        env("timeguard", "ok", "10:10:00", "11:00:00", "11:01:00"),
+    ]
+    reason = "1 error, 1 timeout and 1 missed check-ins detected"
+    assert contract_events(doc) == [
+        opened(inc),
+        occurrence(inc, b[2], "10:30:00", reason, None, "mix"),
+        occurrence(inc, b[3], "10:35:00", reason, None, "mix"),
+        occurrence(inc, missed, "10:40:00", reason, None, "mix"),
+    ]
+
+
+# 18 -----------------------------------------------------------------------------------
+
+
+def test_upserts_merge_and_refuse_invalid_configs() -> None:
+    name = "upsert_merge"
+    doc = simulate(name)
+    assert rejected_types(doc) == [
+        (line_of(name, '"bad"'), ["monitor_invalid_config", "monitor_not_found"]),
+        (line_of(name, '"bad2"'), ["monitor_invalid_config", "monitor_not_found"]),
+        (line_of(name, "eeeee"), ["monitor_invalid_environment"]),
+    ]
+    s = "my-job"
+    c = {n: cid("c", n) for n in range(11, 18)}
+    rows = doc["check_ins"]
+    assert len(rows) == 5
+    missed = generated_id(rows[4])
+    # The second upsert sends only the schedule: margin 5 and max_runtime 10 are kept
+    # (spec §2.4): the run's timeout_at was 10:12 and the 10:30 slot is missed at 10:35.
+    # An invalid config for an existing monitor leaves it unchanged and the check-in in.
+    assert rows == [
+        ci(s, c[11], "ok", "10:00:00", "10:00:00", None, None, None),
+        ci(s, c[12], "ok", "10:01:00", "10:01:00", "11:00:00", None, None),
+        ci(s, c[13], "ok", "10:02:00", "10:05:00", "10:30:00", None, 180_000),
+        ci(s, c[17], "ok", "10:09:00", "10:09:00", "10:30:00", None, None),
+        ci(s, missed, "missed", "10:30:00", "10:30:00", "10:30:00", None, None),
+    ]
+    (i1,) = (r["id"] for r in doc["incidents"])
+    inc = incident(i1, s, missed, "10:30:00")
+    assert doc["incidents"] == [inc]
+    assert doc["environments"] == [
+        env(s, "missed", "10:09:00", "11:30:00", "11:35:00", open_incident(inc))
+    ]
+    assert contract_events(doc) == [
+        opened(inc),
+        occurrence(inc, missed, "10:30:00", "A missed check-in was detected", "10:09:00", s),
+    ]
+
+
+# 19 -----------------------------------------------------------------------------------
+
+
+def test_fall_back_and_interval_units_in_a_time_zone() -> None:
+    doc = simulate("dst_fallback")
+    d = {n: cid("d", n) for n in range(11, 15)}
+    oct_ = "2024-10-{}Z".format
+    assert doc["check_ins"] == [
+        ci("fb", d[11], "ok", oct_("26T00:30:00"), oct_("26T00:30:00"), None, None, None),
+        ci("daily-iv", d[12], "ok", oct_("26T10:00:00"), oct_("26T10:00:00"), None, None, None),
+        ci(
+            "fb",
+            d[13],
+            "ok",
+            oct_("27T00:30:20"),
+            oct_("27T00:30:20"),
+            oct_("27T00:30:00"),
+            None,
+            None,
+        ),
+        ci("hourly-iv", d[14], "ok", oct_("27T00:30:40"), oct_("27T00:30:40"), None, None, None),
+    ]
+    assert doc["incidents"] == []
+    assert doc["environments"] == [
+        # One day keeps 12:00 local: 12:00 CET on the 27th is 11:00Z.
+        env("daily-iv", "ok", oct_("26T10:00:00"), oct_("27T11:00:00"), oct_("27T11:01:00")),
+        # 02:30 happens twice on the 27th (00:30Z and 01:30Z): the job ran at the first,
+        # so the next run is the 28th, 02:30 CET = 01:30Z.
+        env("fb", "ok", oct_("27T00:30:20"), oct_("28T01:30:00"), oct_("28T01:31:00")),
+        # One hour is elapsed time, seconds dropped.
+        env("hourly-iv", "ok", oct_("27T00:30:40"), oct_("27T01:30:00"), oct_("27T01:31:00")),
+    ]
+
+
+# 20 -----------------------------------------------------------------------------------
+
+
+def test_a_schedule_edit_restarts_every_environment_from_now() -> None:
+    name = "schedule_edit"
+    doc = simulate(name)
+    s = "sched"
+    assert rejected_types(doc) == [
+        (line_of(name, '"staging"'), ["checkin_environment_mismatch"]),
+    ]
+    rows = doc["check_ins"]
+    assert len(rows) == 3
+    by_env = {r["environment"]: r for r in rows[1:]}
+    assert sorted(by_env) == ["production", "staging"]
+    m_prod, m_stag = generated_id(by_env["production"]), generated_id(by_env["staging"])
+    assert rows[0] == ci(s, cid("e", 11), "ok", "10:00:00", "10:00:00", None, None, None)
+    assert by_env["production"] == ci(
+        s, m_prod, "missed", "10:15:00", "10:15:00", "10:15:00", None, None
+    )
+    assert by_env["staging"] == ci(
+        s, m_stag, "missed", "10:15:00", "10:15:00", "10:15:00", None, None, environment="staging"
+    )
+    incidents = {r["environment"]: r for r in doc["incidents"]}
+    inc_p = incident(incidents["production"]["id"], s, m_prod, "10:15:00")
+    inc_s = incident(incidents["staging"]["id"], s, m_stag, "10:15:00", environment="staging")
+    assert incidents == {"production": inc_p, "staging": inc_s}
+    # §8.25: next/latest from the edit's time (10:10 → 10:15), and the staging
+    # environment that never checked in gets last_checkin = 10:10.
+    assert doc["environments"] == [
+        env(s, "missed", "10:00:00", "10:30:00", "10:31:00", open_incident(inc_p)),
+        env(
+            s,
+            "missed",
+            "10:10:00",
+            "10:30:00",
+            "10:31:00",
+            open_incident(inc_s),
+            environment="staging",
+        ),
+    ]
+
+
+# 21 -----------------------------------------------------------------------------------
+
+
+def test_an_incident_opened_while_muted_speaks_after_unmuting() -> None:
+    doc = simulate("unmute_midway")
+    s = "hush"
+    f = {n: cid("f", n) for n in range(11, 15)}
+    assert doc["check_ins"] == [
+        ci(s, f[11], "ok", "10:00:00", "10:00:00", None, None, None),
+        ci(s, f[12], "error", "10:02:00", "10:02:00", "11:00:00", None, None),
+        ci(s, f[13], "error", "10:04:00", "10:04:00", "11:00:00", None, None),
+        ci(s, f[14], "ok", "10:05:00", "10:05:00", "11:00:00", None, None),
+    ]
+    (i1,) = (r["id"] for r in doc["incidents"])
+    inc = incident(i1, s, f[12], "10:02:00", f[14], "10:05:00")
+    assert doc["incidents"] == [inc]
+    assert doc["environments"] == [env(s, "ok", "10:05:00", "11:00:00", "11:01:00")]
+    # The incident had an occurrence (after unmuting), so its resolution is announced.
+    assert contract_events(doc) == [
+        opened(inc),
+        occurrence(inc, f[13], "10:04:00", "An error check-in was detected", "10:00:00", s),
+        resolved(inc),
+        issue_resolved(inc),
+    ]
+
+
+# 22 -----------------------------------------------------------------------------------
+
+
+def test_the_zero_guid_closes_the_newest_run_of_its_environment() -> None:
+    doc = simulate("zero_guid_envs")
+    s = "zg"
+    z = {n: cid("1", n) for n in range(11, 14)}
+    rows = doc["check_ins"]
+    assert len(rows) == 4
+    fresh = generated_id(rows[3])
+    assert fresh not in z.values()
+    assert rows == [
+        ci(s, z[11], "ok", "10:00:00", "10:06:00", None, None, 360_000, environment="staging"),
+        ci(s, z[12], "ok", "10:01:00", "10:04:00", None, None, 180_000),
+        ci(s, z[13], "ok", "10:02:00", "10:03:00", "11:00:00", None, 60_000),
+        ci(s, fresh, "ok", "10:05:00", "10:05:00", "11:00:00", None, None),
+    ]
+    assert doc["incidents"] == []
+    assert doc["environments"] == [
+        env(s, "ok", "10:05:00", "11:00:00", "11:01:00"),
+        env(s, "ok", "10:00:00", "11:00:00", "11:01:00", environment="staging"),
+    ]
+    assert contract_events(doc) == []
+    assert doc["rejected"] == []
+
+
+# 23 -----------------------------------------------------------------------------------
+
+
+def test_rejected_attempts_count_against_the_rate_limit() -> None:
+    name = "rate_limit_rejected"
+    doc = simulate(name)
+    s = "rl"
+    # Spec §2.3: the rate limit (step 2) comes before the GUID (4) and payload (5) checks,
+    # so those attempts count; "" and "production" are the same environment (domain.md).
+    assert rejected_types(doc) == [
+        (line_of(name, '"zzz"'), ["checkin_invalid_guid"]),
+        (line_of(name, '"done"'), ["checkin_validation_failed"]),
+        (line_of(name, "10:00:07"), ["monitor_environment_ratelimited"]),
+        (line_of(name, "10:00:08"), ["invalid_event"]),
+    ]
+    q = {n: cid("2", n) for n in range(11, 18)}
+    assert doc["check_ins"] == [
+        ci(s, q[11], "ok", "10:00:01", "10:00:01", None, None, None),
+        ci(s, q[13], "ok", "10:00:04", "10:00:04", "11:00:00", None, None),
+        ci(s, q[14], "ok", "10:00:05", "10:00:05", "11:00:00", None, None),
+        ci(s, q[15], "ok", "10:00:06", "10:00:06", "11:00:00", None, None),
+        ci(s, q[17], "ok", "10:01:00", "10:01:00", "11:00:00", None, None),
+    ]
+    assert doc["environments"] == [env(s, "ok", "10:01:00", "11:00:00", "11:01:00")]
+
+
+# 24 -----------------------------------------------------------------------------------
+
+
+def test_a_heartbeat_after_a_timeout() -> None:
+    doc = simulate("heartbeat_after_timeout")
+    s = "hb"
+    h = cid("3", 11)
+    # Spec §2.8: TIMEOUT is not user-complete, so the 10:06 heartbeat sets in_progress and
+    # timeout_at 10:11; it times out again at 10:11 (a second occurrence: the incident is
+    # open); the late ok then only records duration (computed: heartbeats set none).
+    assert doc["check_ins"] == [
+        ci(s, h, "timeout", "10:00:00", "10:12:00", None, None, 720_000),
+    ]
+    (i1,) = (r["id"] for r in doc["incidents"])
+    inc = incident(i1, s, h, "10:00:00")
+    assert doc["incidents"] == [inc]
+    assert doc["environments"] == [
+        env(s, "timeout", "10:00:00", "11:00:00", "11:01:00", open_incident(inc))
+    ]
+    reason = "A timeout check-in was detected"
+    assert contract_events(doc) == [
+        opened(inc),
+        occurrence(inc, h, "10:00:00", reason, None, s),
+        occurrence(inc, h, "10:00:00", reason, None, s),
+    ]
+
+
+# 25 -----------------------------------------------------------------------------------
+
+
+def test_month_and_year_intervals_from_days_that_do_not_repeat() -> None:
+    doc = simulate("month_end")
+    assert doc["environments"] == [
+        env(
+            "leap",
+            "ok",
+            "2024-02-29T09:00:00Z",
+            "2028-02-29T09:00:00Z",
+            "2028-02-29T09:01:00Z",
+        ),
+        env(
+            "monthend",
+            "ok",
+            "2024-01-31T10:00:00Z",
+            "2024-03-31T10:00:00Z",
+            "2024-03-31T10:01:00Z",
+        ),
+    ]
