@@ -1008,3 +1008,126 @@ def test_month_and_year_intervals_from_days_that_do_not_repeat() -> None:
             "2024-03-31T10:01:00Z",
         ),
     ]
+
+
+# 26 -----------------------------------------------------------------------------------
+
+
+def test_the_upsert_happens_before_later_checks_reject_the_check_in() -> None:
+    name = "upsert_before_rejection"
+    doc = simulate(name)
+    assert rejected_types(doc) == [
+        (line_of(name, "eeeee"), ["monitor_invalid_environment"]),
+        (line_of(name, '"xyz"'), ["checkin_invalid_guid"]),
+        (line_of(name, cid("5", 13)), ["monitor_not_found"]),
+        (line_of(name, cid("5", 15)), ["monitor_disabled"]),
+        (line_of(name, "@reboot"), ["monitor_invalid_config"]),
+    ]
+    assert doc["check_ins"] == [
+        ci("made", cid("5", 12), "ok", "10:00:10", "10:00:10", None, None, None),
+        ci("dis", cid("5", 14), "ok", "10:00:40", "10:00:40", None, None, None),
+        ci("alias", cid("5", 16), "ok", "10:41:00", "10:41:00", None, None, None),
+    ]
+    assert doc["environments"] == [
+        # @daily; margin 50000 clamped to 40320 minutes (28 days, spec §2.4 [newest]).
+        env("alias", "ok", "10:41:00", "2024-05-02T00:00:00Z", "2024-05-30T00:00:00Z"),
+        # The rejected check-in of the disabled monitor still upserted */30 and margin 0
+        # (= 1); re-enabling at 10:40 expects 11:00, so no miss for the disabled time.
+        env("dis", "ok", "10:00:40", "11:00:00", "11:01:00"),
+        # Created by the upsert of a check-in rejected for its environment name.
+        env("made", "ok", "10:00:10", "11:00:00", "11:01:00"),
+    ]
+    assert doc["incidents"] == []
+
+
+# 27 -----------------------------------------------------------------------------------
+
+
+def test_recovery_takes_the_newest_check_ins_by_date_added() -> None:
+    doc = simulate("recovery_window")
+    s = "rw"
+    r = {n: cid("6", n) for n in range(11, 16)}
+    assert doc["check_ins"] == [
+        ci(s, r[11], "ok", "10:00:00", "10:00:00", None, None, None),
+        ci(s, r[12], "ok", "10:01:00", "10:04:00", "11:00:00", None, 180_000),
+        ci(s, r[13], "error", "10:02:00", "10:02:00", "11:00:00", None, None),
+        ci(s, r[14], "ok", "10:03:00", "10:03:00", "11:00:00", None, None),
+        ci(s, r[15], "ok", "10:05:00", "10:05:00", "11:00:00", None, None),
+    ]
+    # The 10:04 close of the 10:01 run is ok, but the two newest are 10:03 ok and 10:02
+    # error: not resolved. 10:05 makes [10:05 ok, 10:03 ok]: resolved by it.
+    (i1,) = (r_["id"] for r_ in doc["incidents"])
+    inc = incident(i1, s, r[13], "10:02:00", r[15], "10:05:00")
+    assert doc["incidents"] == [inc]
+    assert doc["environments"] == [env(s, "ok", "10:05:00", "11:00:00", "11:01:00")]
+    assert contract_events(doc) == [
+        opened(inc),
+        occurrence(inc, r[13], "10:02:00", "An error check-in was detected", "10:00:00", s),
+        resolved(inc),
+        issue_resolved(inc),
+    ]
+
+
+# 28 -----------------------------------------------------------------------------------
+
+
+def test_an_upserted_margin_leaves_other_environments_deadlines() -> None:
+    doc = simulate("upsert_other_env")
+    s = "ue"
+    rows = doc["check_ins"]
+    assert len(rows) == 4
+    missed = generated_id(rows[3])
+    assert rows == [
+        ci(s, cid("7", 11), "ok", "10:00:00", "10:00:00", None, None, None),
+        ci(s, cid("7", 12), "ok", "10:00:10", "10:00:10", None, None, None, environment="staging"),
+        ci(s, cid("7", 13), "ok", "10:05:00", "10:05:00", "10:10:00", None, None),
+        ci(s, missed, "missed", "10:10:00", "10:10:00", "10:10:00", None, None, environment="staging"),
+    ]
+    (i1,) = (r["id"] for r in doc["incidents"])
+    inc = incident(i1, s, missed, "10:10:00", environment="staging")
+    assert doc["incidents"] == [inc]
+    assert doc["environments"] == [
+        env(s, "ok", "10:05:00", "10:10:00", "10:18:00"),
+        # staging kept latest 10:11 (margin 1 when it was computed); after the miss its
+        # next deadline uses the new margin 8.
+        env(
+            s,
+            "missed",
+            "10:00:10",
+            "10:20:00",
+            "10:28:00",
+            open_incident(inc),
+            environment="staging",
+        ),
+    ]
+
+
+# 29 -----------------------------------------------------------------------------------
+
+
+def test_muting_levels() -> None:
+    doc = simulate("mute_levels")
+    s = "ml"
+    m = {n: cid("8", n) for n in range(11, 16)}
+    incidents = {r["environment"]: r for r in doc["incidents"]}
+    assert [r["environment"] for r in doc["incidents"]] == ["staging", "production", "dev"]
+    inc_s = incident(incidents["staging"]["id"], s, m[12], "10:02:00", environment="staging")
+    inc_p = incident(incidents["production"]["id"], s, m[13], "10:04:00")
+    inc_d = incident(incidents["dev"]["id"], s, m[14], "10:06:00", environment="dev")
+    reason = "An error check-in was detected"
+    # staging, created while only production was muted, is not muted (domain.md: muting
+    # one environment mutes only it); the monitor-wide mute silences production's
+    # incident; unmuting the monitor unmutes all, and a later environment is not muted.
+    assert contract_events(doc) == [
+        opened(inc_s),
+        occurrence(inc_s, m[12], "10:02:00", reason, None, s),
+        opened(inc_p),
+        opened(inc_d),
+        occurrence(inc_d, m[14], "10:06:00", reason, None, s),
+        occurrence(inc_p, m[15], "10:07:00", reason, "10:00:00", s),
+    ]
+    assert [(e["environment"], e["muted"], e["status"]) for e in doc["environments"]] == [
+        ("dev", False, "failed"),
+        ("production", False, "failed"),
+        ("staging", False, "failed"),
+    ]
