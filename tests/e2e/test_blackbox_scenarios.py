@@ -1131,3 +1131,77 @@ def test_muting_levels() -> None:
         ("production", False, "failed"),
         ("staging", False, "failed"),
     ]
+
+
+# 30 -----------------------------------------------------------------------------------
+
+
+def _events_of(doc: Doc, slug: str) -> list[Row]:
+    return [e for e in contract_events(doc) if e["fingerprint"] == [fp(slug)]]
+
+
+def test_a_guarded_error_close_and_a_check_in_after_its_minutes_tick() -> None:
+    doc = simulate("guarded_close")
+    rows = doc["check_ins"]
+    assert len(rows) == 6
+    missed = {r["monitor_slug"]: generated_id(r) for r in rows if r["status"] == "missed"}
+    assert sorted(missed) == ["grd", "recv"]
+    by_id = {r["check_in_id"]: r for r in rows}
+    g, r = {n: cid("9", n) for n in (11, 12)}, {n: cid("9", n) for n in (21, 22)}
+    # The error closing the 10:00 run comes after the 10:05 ok (spec §2.7): stored, but
+    # next_checkin stays 10:10 (latest 10:11), so the 10:11 tick marks 10:10 missed.
+    assert by_id[g[11]] == ci("grd", g[11], "error", "10:00:00", "10:10:30", None, None, 630_000)
+    assert by_id[g[12]] == ci("grd", g[12], "ok", "10:05:00", "10:05:00", "10:10:00", None, None)
+    assert by_id[missed["grd"]] == ci(
+        "grd", missed["grd"], "missed", "10:10:00", "10:10:00", "10:10:00", None, None
+    )
+    # The check-in of broker time 10:11:00 (received 10:10:30) comes after tick 10:11
+    # (spec §2.2 serial mode), which marks 10:10 missed; it then resolves that incident.
+    assert by_id[r[21]] == ci("recv", r[21], "ok", "10:00:00", "10:00:00", None, None, None)
+    assert by_id[missed["recv"]] == ci(
+        "recv", missed["recv"], "missed", "10:10:00", "10:10:00", "10:10:00", None, None
+    )
+    assert by_id[r[22]] == ci("recv", r[22], "ok", "10:10:30", "10:10:30", "10:20:00", None, None)
+    incidents = {i["monitor_slug"]: i for i in doc["incidents"]}
+    inc_g = incident(incidents["grd"]["id"], "grd", missed["grd"], "10:10:00")
+    inc_r = incident(incidents["recv"]["id"], "recv", missed["recv"], "10:10:00", r[22], "10:10:30")
+    assert incidents == {"grd": inc_g, "recv": inc_r}
+    assert doc["environments"] == [
+        env("grd", "missed", "10:05:00", "10:20:00", "10:21:00", open_incident(inc_g)),
+        env("recv", "ok", "10:10:30", "10:20:00", "10:21:00"),
+    ]
+    reason = "A missed check-in was detected"
+    assert _events_of(doc, "grd") == [
+        opened(inc_g),
+        occurrence(inc_g, missed["grd"], "10:10:00", reason, "10:05:00", "grd"),
+    ]
+    assert _events_of(doc, "recv") == [
+        opened(inc_r),
+        occurrence(inc_r, missed["recv"], "10:10:00", reason, "10:00:00", "recv"),
+        resolved(inc_r),
+        issue_resolved(inc_r),
+    ]
+
+
+# 31 -----------------------------------------------------------------------------------
+
+
+def test_slugs_and_names() -> None:
+    doc = simulate("slug_and_name")
+    long_slug = "x" * 50
+    assert [e["monitor_slug"] for e in doc["environments"]] == [
+        "named",
+        "nightly-backup-prod",
+        long_slug,
+    ]
+    titles = {
+        e["fingerprint"][0]: e["issue_title"]
+        for e in doc["events"]
+        if e["type"] == "issue_occurrence"
+    }
+    # The name defaults to the slug; monitor_configured sets it.
+    assert titles == {
+        fp("nightly-backup-prod"): "Cron failure: nightly-backup-prod",
+        fp(long_slug): f"Cron failure: {long_slug}",
+        fp("named"): "Cron failure: Named Job",
+    }
