@@ -1205,3 +1205,38 @@ def test_slugs_and_names() -> None:
         fp(long_slug): f"Cron failure: {long_slug}",
         fp("named"): "Cron failure: Named Job",
     }
+
+
+# 32 -----------------------------------------------------------------------------------
+
+
+def test_durations() -> None:
+    name = "durations"
+    doc = simulate(name)
+    s = "dur"
+    assert rejected_types(doc) == [
+        (line_of(name, "2147483.648"), ["checkin_validation_failed"]),
+        (line_of(name, "2024-05-26"), ["checkin_invalid_duration"]),
+    ]
+    d = {n: cid("b", n) for n in range(21, 26)}
+    assert doc["check_ins"] == [
+        # int(1.005 * 1000) = int(1004.9999999999999) = 1004 (spec §2.3 step 5).
+        ci(s, d[21], "ok", "10:00:00", "10:00:00", None, None, 1004),
+        # A sent 0 is a duration (no computing), but Sentry stores it only if truthy.
+        ci(s, d[22], "ok", "10:00:10", "10:00:20", "2025-01-01T00:00:00Z", None, None),
+        ci(s, d[23], "ok", "10:00:30", "10:00:30", "2025-01-01T00:00:00Z", None, 2_147_483_647),
+        # abs(25 days) > 2^31-1 ms: the close is refused, the run stays in progress.
+        ci(
+            s,
+            d[25],
+            "in_progress",
+            "10:01:00",
+            "10:01:00",
+            "2025-01-01T00:00:00Z",
+            "2024-05-29T10:01:00Z",
+            None,
+        ),
+    ]
+    assert doc["environments"] == [
+        env(s, "ok", "10:01:00", "2025-01-01T00:00:00Z", "2025-01-01T00:01:00Z")
+    ]
