@@ -1240,3 +1240,42 @@ def test_durations() -> None:
     assert doc["environments"] == [
         env(s, "ok", "10:01:00", "2025-01-01T00:00:00Z", "2025-01-01T00:01:00Z")
     ]
+
+
+# 33 -----------------------------------------------------------------------------------
+
+
+def test_api_edits_of_max_runtime_and_margin() -> None:
+    doc = simulate("edit_runtime_margin")
+    rows = doc["check_ins"]
+    assert len(rows) == 5
+    m10, m20, m30 = (generated_id(r) for r in rows[2:])
+    r1 = cid("c", 22)
+    assert rows == [
+        ci("mg", cid("c", 21), "ok", "10:00:00", "10:00:00", None, None, None),
+        # Heartbeat at 10:20 moved timeout_at to 10:50; the edit to 40 minutes at 10:25
+        # sets start minute 10:00 + 40 = 10:40, so it times out at the 10:40 tick.
+        ci("rt", r1, "timeout", "10:00:30", "10:20:00", None, "10:40:00", None),
+        # Margin 10 → 2 at 10:15: latest 10:12 is already past, so tick 10:16 marks 10:10
+        # missed; then 10:20 (tick 10:22) and 10:30 (tick 10:32).
+        ci("mg", m10, "missed", "10:10:00", "10:10:00", "10:10:00", None, None),
+        ci("mg", m20, "missed", "10:20:00", "10:20:00", "10:20:00", None, None),
+        ci("mg", m30, "missed", "10:30:00", "10:30:00", "10:30:00", None, None),
+    ]
+    incidents = {i["monitor_slug"]: i for i in doc["incidents"]}
+    inc_m = incident(incidents["mg"]["id"], "mg", m10, "10:10:00")
+    inc_r = incident(incidents["rt"]["id"], "rt", r1, "10:00:30")
+    assert doc["incidents"] == [inc_m, inc_r]
+    assert doc["environments"] == [
+        env("mg", "missed", "10:00:00", "10:40:00", "10:42:00", open_incident(inc_m)),
+        env("rt", "timeout", "10:00:30", "11:00:00", "11:01:00", open_incident(inc_r)),
+    ]
+    missed = "A missed check-in was detected"
+    assert contract_events(doc) == [
+        opened(inc_m),
+        occurrence(inc_m, m10, "10:10:00", missed, "10:00:00", "mg"),
+        occurrence(inc_m, m20, "10:20:00", missed, "10:00:00", "mg"),
+        occurrence(inc_m, m30, "10:30:00", missed, "10:00:00", "mg"),
+        opened(inc_r),
+        occurrence(inc_r, r1, "10:00:30", "A timeout check-in was detected", None, "rt"),
+    ]
