@@ -1279,3 +1279,74 @@ def test_api_edits_of_max_runtime_and_margin() -> None:
         opened(inc_r),
         occurrence(inc_r, r1, "10:00:30", "A timeout check-in was detected", None, "rt"),
     ]
+
+
+# 34 -----------------------------------------------------------------------------------
+
+
+def test_new_york_spring_forward() -> None:
+    doc = simulate("dst_ny_spring")
+    rows = doc["check_ins"]
+    assert len(rows) == 4
+    missed = generated_id(rows[3])
+    mar = "2024-03-{}Z".format
+    assert rows == [
+        ci("ny230", cid("d", 31), "ok", mar("09T07:30:00"), mar("09T07:30:00"), None, None, None),
+        ci("nyhourly", cid("d", 32), "ok", mar("10T06:30:00"), mar("10T06:30:00"), None, None, None),
+        ci(
+            "nyhourly",
+            cid("d", 33),
+            "ok",
+            mar("10T07:00:30"),
+            mar("10T07:00:30"),
+            mar("10T07:00:00"),
+            None,
+            None,
+        ),
+        # 02:30 does not exist on the 10th: due at 03:00 EDT = 07:00Z, missed at 07:01Z.
+        ci(
+            "ny230",
+            missed,
+            "missed",
+            mar("10T07:00:00"),
+            mar("10T07:00:00"),
+            mar("10T07:00:00"),
+            None,
+            None,
+        ),
+    ]
+    (i1,) = (r["id"] for r in doc["incidents"])
+    inc = incident(i1, "ny230", missed, mar("10T07:00:00"))
+    assert doc["environments"] == [
+        env(
+            "ny230",
+            "missed",
+            mar("09T07:30:00"),
+            mar("11T06:30:00"),
+            mar("11T06:31:00"),
+            open_incident(inc),
+        ),
+        env("nyhourly", "ok", mar("10T07:00:30"), mar("10T08:00:00"), mar("10T08:01:00")),
+    ]
+
+
+# 35 -----------------------------------------------------------------------------------
+
+
+def test_new_york_fall_back() -> None:
+    doc = simulate("dst_ny_fall")
+    nov = "2024-11-{}Z".format
+    assert [(r["monitor_slug"], r["expected_time"]) for r in doc["check_ins"]] == [
+        ("ny130", None),
+        ("nyh", None),
+        ("nyh", nov("03T05:00:00")),
+        ("ny130", nov("03T05:30:00")),
+        ("nyh", nov("03T06:00:00")),
+    ]
+    assert doc["incidents"] == []
+    assert doc["environments"] == [
+        # The second 01:30 (06:30Z, EST) is not a run: next is the 4th, 01:30 EST.
+        env("ny130", "ok", nov("03T05:30:10"), nov("04T06:30:00"), nov("04T06:31:00")),
+        # Hourly: 01:00 EDT (05:00Z), 01:00 EST (06:00Z), 02:00 EST (07:00Z).
+        env("nyh", "ok", nov("03T06:00:10"), nov("03T07:00:00"), nov("03T07:01:00")),
+    ]
