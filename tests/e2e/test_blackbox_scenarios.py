@@ -1081,7 +1081,17 @@ def test_an_upserted_margin_leaves_other_environments_deadlines() -> None:
         ci(s, cid("7", 11), "ok", "10:00:00", "10:00:00", None, None, None),
         ci(s, cid("7", 12), "ok", "10:00:10", "10:00:10", None, None, None, environment="staging"),
         ci(s, cid("7", 13), "ok", "10:05:00", "10:05:00", "10:10:00", None, None),
-        ci(s, missed, "missed", "10:10:00", "10:10:00", "10:10:00", None, None, environment="staging"),
+        ci(
+            s,
+            missed,
+            "missed",
+            "10:10:00",
+            "10:10:00",
+            "10:10:00",
+            None,
+            None,
+            environment="staging",
+        ),
     ]
     (i1,) = (r["id"] for r in doc["incidents"])
     inc = incident(i1, s, missed, "10:10:00", environment="staging")
@@ -1292,7 +1302,9 @@ def test_new_york_spring_forward() -> None:
     mar = "2024-03-{}Z".format
     assert rows == [
         ci("ny230", cid("d", 31), "ok", mar("09T07:30:00"), mar("09T07:30:00"), None, None, None),
-        ci("nyhourly", cid("d", 32), "ok", mar("10T06:30:00"), mar("10T06:30:00"), None, None, None),
+        ci(
+            "nyhourly", cid("d", 32), "ok", mar("10T06:30:00"), mar("10T06:30:00"), None, None, None
+        ),
         ci(
             "nyhourly",
             cid("d", 33),
@@ -1350,3 +1362,17 @@ def test_new_york_fall_back() -> None:
         # Hourly: 01:00 EDT (05:00Z), 01:00 EST (06:00Z), 02:00 EST (07:00Z).
         env("nyh", "ok", nov("03T06:00:10"), nov("03T07:00:00"), nov("03T07:01:00")),
     ]
+
+
+# 36 -----------------------------------------------------------------------------------
+
+
+def test_input_forms() -> None:
+    doc = simulate("input_forms")
+    assert rejected_types(doc) == [(6, ["invalid_event"])]
+    assert doc["check_ins"] == [
+        ci("fmt", cid("e", 51), "ok", "10:00:00", "10:00:00", None, None, None),
+        # date_added is `received` (10:00:20), not ts; next = 10:00:20 + 1 h, seconds dropped.
+        ci("fmt", cid("e", 52), "ok", "10:00:20", "10:00:20", "11:00:00", None, None),
+    ]
+    assert doc["environments"] == [env("fmt", "ok", "10:00:20", "11:00:00", "11:01:00")]
