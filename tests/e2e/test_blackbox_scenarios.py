@@ -1376,3 +1376,36 @@ def test_input_forms() -> None:
         ci("fmt", cid("e", 52), "ok", "10:00:20", "10:00:20", "11:00:00", None, None),
     ]
     assert doc["environments"] == [env("fmt", "ok", "10:00:20", "11:00:00", "11:01:00")]
+
+
+# 37 -----------------------------------------------------------------------------------
+
+
+def test_a_failure_reason_over_three_kinds_with_a_repeat() -> None:
+    doc = simulate("failure_reason_mix")
+    s = "mix4"
+    rows = doc["check_ins"]
+    assert len(rows) == 5
+    m1, m2 = generated_id(rows[1]), generated_id(rows[3])
+    e1, p = cid("f", 32), cid("f", 33)
+    assert rows == [
+        ci(s, cid("f", 31), "ok", "10:00:00", "10:00:00", None, None, None),
+        ci(s, m1, "missed", "10:10:00", "10:10:00", "10:10:00", None, None),
+        ci(s, e1, "error", "10:12:00", "10:12:00", "10:20:00", None, None),
+        ci(s, m2, "missed", "10:20:00", "10:20:00", "10:20:00", None, None),
+        ci(s, p, "timeout", "10:22:00", "10:22:00", "10:30:00", "10:27:00", None),
+    ]
+    (i1,) = (r["id"] for r in doc["incidents"])
+    inc = incident(i1, s, m1, "10:10:00")
+    assert doc["incidents"] == [inc]
+    assert doc["environments"] == [
+        env(s, "timeout", "10:22:00", "10:30:00", "10:31:00", open_incident(inc))
+    ]
+    reason = "2 missed, 1 error and 1 timeout check-ins detected"
+    assert contract_events(doc) == [
+        opened(inc),
+        occurrence(inc, m1, "10:10:00", reason, "10:00:00", s),
+        occurrence(inc, e1, "10:12:00", reason, "10:00:00", s),
+        occurrence(inc, m2, "10:20:00", reason, "10:00:00", s),
+        occurrence(inc, p, "10:22:00", reason, "10:00:00", s),
+    ]
