@@ -22,6 +22,7 @@ from monitor_es.domain.events import (
     EventRejected,
     IncidentOpened,
     IncidentResolved,
+    MonitorRemoved,
     event_json,
 )
 from monitor_es.domain.state import Environment
@@ -110,6 +111,23 @@ class History:
             row = self.incidents[event.incident_id]
             row["resolving_check_in_id"] = event.resolving_check_in_id
             row["resolved_at"] = iso(event.resolved_at)
+        elif isinstance(event, MonitorRemoved):
+            self._forget(event.project, event.monitor_slug)
+
+    def _forget(self, project: str, monitor_slug: str) -> None:
+        """A deleted monitor takes its check-ins and incidents with it, as Sentry's deletion
+        does: no open incident is left for an environment that no longer exists, and a
+        recreated monitor starts a new history (rare: a scan is fine)."""
+        self.latest = {
+            key: event
+            for key, event in self.latest.items()
+            if event.project != project or event.monitor_slug != monitor_slug
+        }
+        self.incidents = {
+            key: row
+            for key, row in self.incidents.items()
+            if row["project"] != project or row["monitor_slug"] != monitor_slug
+        }
 
 
 class EventSpool:

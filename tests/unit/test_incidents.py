@@ -13,7 +13,8 @@ import msgspec
 import pytest
 from dsl import EVERY_MINUTE, Run, T, guid, minutes, of_type
 
-from monitor_es.scenario import InvalidLine, parse_line
+from monitor_es.scenario import InvalidLine, line_of, parse_line
+from projections.report import build_report
 
 HOURLY = {"schedule_type": "crontab", "schedule": "0 * * * *"}
 DAILY_NOON = {"schedule_type": "crontab", "schedule": "0 12 * * *"}
@@ -617,6 +618,26 @@ def test_recreated_monitor_starts_fresh() -> None:
     assert created.expected_time is None
     assert run.env().incident is None
     assert run.env().status == "pending"
+
+
+def test_the_simulate_document_drops_a_deleted_monitors_check_ins_and_incidents() -> None:
+    """Deleting a monitor deletes its history as Sentry's deletion does: the document shows
+    no check-in or (still open) incident of an environment that no longer exists, and a
+    recreated monitor reusing a check-in id gets a new row in creation order."""
+    run = Run()
+    run.checkin(T + secs(5), "ok", id=guid(9), config=HOURLY, slug="other")
+    run.checkin(T + secs(10), "in_progress", id=guid(1), config=HOURLY)
+    run.checkin(T + secs(20), "error", id=guid(2))
+    run.delete(T + secs(30))
+    run.checkin(T + secs(40), "in_progress", id=guid(1), config=HOURLY)
+    doc = build_report(run.p.all_environments(), run.events, [], line_of)
+    assert [(c["monitor_slug"], c["check_in_id"], c["status"]) for c in doc["check_ins"]] == [
+        ("other", guid(9), "ok"),
+        ("job", guid(1), "in_progress"),
+    ]
+    assert doc["incidents"] == []
+    # The derived events themselves are the log: they keep everything.
+    assert [e["type"] for e in doc["events"]].count("incident_opened") == 1
 
 
 # --- system-incident decisions (spec §6.1 effects, §5.4) -----------------------------------------
