@@ -28,7 +28,7 @@ from monitor_es.store.connection import UNAVAILABLE, Client, connect, safe_url
 from monitor_es.store.deployment import (
     Deployment,
     DeploymentMismatch,
-    init_deployment,
+    ensure_deployment,
     load_deployment,
 )
 from monitor_es.store.functions import LibraryOutdated, require_functions
@@ -236,7 +236,7 @@ def _fold_scenario(
 
 
 def _init(args: argparse.Namespace) -> int:
-    deployment = _initialised(connect(args.redis_url), args, default_partitions=16)
+    deployment = _initialised(connect(args.redis_url), args)
     if deployment is None:
         return 1
     limits = deployment.limits
@@ -249,19 +249,16 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _initialised(
-    client: Client, args: argparse.Namespace, default_partitions: int
-) -> Deployment | None:
+def _initialised(client: Client, args: argparse.Namespace) -> Deployment | None:
     """Initialises the deployment (or checks and refreshes it) as the command line asks.
 
     Without --partitions an existing deployment keeps its count. Prints why and returns
     None if the settings contradict the deployment's or Redis cannot be reached.
     """
     try:
-        existing = load_deployment(client)
-        fallback = default_partitions if existing is None else existing.partitions
-        # Run even when it exists: it also reloads this version's Functions.
-        return init_deployment(client, args.partitions or fallback, requested_limits(args))
+        return ensure_deployment(
+            client, args.partitions, requested_limits(args), default_partitions=16
+        )
     except DeploymentMismatch as exc:
         print(f"monitor-es: {exc}", file=sys.stderr)
     except UNAVAILABLE as exc:
@@ -356,7 +353,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     client = connect(args.redis_url)
     where = args.redis_url or "an embedded in-process Redis"
-    deployment = _initialised(client, args, default_partitions=16)
+    deployment = _initialised(client, args)
     if deployment is None:
         return 1
     partitions = deployment.partitions

@@ -17,12 +17,7 @@ from monitor_es.domain.state import Environment
 from monitor_es.producer import Producer
 from monitor_es.scenario import InvalidLine, split_scenario
 from monitor_es.store.connection import Client
-from monitor_es.store.deployment import (
-    check_limits,
-    check_partitions,
-    init_deployment,
-    load_deployment,
-)
+from monitor_es.store.deployment import ensure_deployment
 from monitor_es.store.log import PartitionStore
 from monitor_es.workers.drain import drain
 from monitor_es.workers.partition import load_partition
@@ -49,12 +44,7 @@ def simulate_on_redis(
     for (Limits field names); an existing deployment folds with its own settings, which
     neither may contradict (DeploymentMismatch).
     """
-    deployment = load_deployment(client)
-    if deployment is None:
-        deployment = init_deployment(client, partitions or 1, limits)
-    else:
-        check_partitions(deployment.partitions, partitions or deployment.partitions)
-        check_limits(deployment.limits, limits or {})
+    deployment = ensure_deployment(client, partitions, limits, default_partitions=1)
     entries, invalid = split_scenario(lines)
     producer = Producer(client, deployment.partitions)
     producer.append_all([e.event for e in entries], ids=[e.id for e in entries])

@@ -199,9 +199,8 @@ class Partition:
         else:
             # The newest `keep` stay whatever they are (threshold and recovery windows read
             # them); older runs still in progress stay too, older finished ones go.
-            older = checkins[:excess]
-            dropped = [c for c in older if c.status is not CHECKIN_IN_PROGRESS]
-            env.checkins = [c for c in older if c.status is CHECKIN_IN_PROGRESS]
+            dropped = [c for c in oldest if c.status is not CHECKIN_IN_PROGRESS]
+            env.checkins = [c for c in oldest if c.status is CHECKIN_IN_PROGRESS]
             env.checkins += checkins[excess:]
         owners = self.checkin_owner[env.project]
         for checkin in dropped:

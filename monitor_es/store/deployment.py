@@ -63,12 +63,29 @@ def init_deployment(
     stored = _read(client)
     _check(stored, partitions)
     stored_limits = _limits(stored)
-    check_limits(stored_limits, asked)
+    _check_limits(stored_limits, asked)
     load_functions(client)
     _create_streams(client, partitions)
     # Set last, so load_deployment never reports a half-created deployment; a rerun finishes it.
     client.hsetnx(keys.DEPLOYMENT, _CREATED, 1)
     return Deployment(partitions=partitions, schema_version=SCHEMA_VERSION, limits=stored_limits)
+
+
+def ensure_deployment(
+    client: Client,
+    partitions: int | None,
+    limits: Mapping[str, int] | None = None,
+    *,
+    default_partitions: int,
+) -> Deployment:
+    """init_deployment where an existing deployment keeps its partition count unless asked.
+
+    It runs init even when the deployment exists: that also checks the limits asked for
+    and reloads this version's Functions.
+    """
+    existing = load_deployment(client)
+    fallback = default_partitions if existing is None else existing.partitions
+    return init_deployment(client, partitions or fallback, limits)
 
 
 def load_deployment(client: Client) -> Deployment | None:
@@ -83,8 +100,7 @@ def load_deployment(client: Client) -> Deployment | None:
     )
 
 
-def check_limits(stored: Limits, asked: Mapping[str, int]) -> None:
-    """Raises DeploymentMismatch if ``asked`` contradicts the deployment's limits."""
+def _check_limits(stored: Limits, asked: Mapping[str, int]) -> None:
     differing = [
         f"{name} is {getattr(stored, name)}, not {value}"
         for name, value in asked.items()
@@ -120,17 +136,13 @@ def _read(client: Client) -> dict[bytes, bytes]:
     return bytes_map(client.hgetall(keys.DEPLOYMENT))
 
 
-def check_partitions(existing: int, asked: int) -> None:
-    """Raises DeploymentMismatch if ``asked`` is not the deployment's partition count."""
-    if existing != asked:
+def _check(stored: dict[bytes, bytes], partitions: int) -> None:
+    existing = int(stored[_PARTITIONS.encode()])
+    if existing != partitions:
         raise DeploymentMismatch(
             f"deployment is initialised with {existing} partitions; refusing to change to "
-            f"{asked} (re-partitioning is a replay migration)"
+            f"{partitions} (re-partitioning is a replay migration)"
         )
-
-
-def _check(stored: dict[bytes, bytes], partitions: int) -> None:
-    check_partitions(int(stored[_PARTITIONS.encode()]), partitions)
     schema = int(stored[_SCHEMA.encode()])
     if schema != SCHEMA_VERSION:
         raise DeploymentMismatch(

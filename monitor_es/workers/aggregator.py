@@ -48,7 +48,6 @@ class Aggregator:
         self.partitions = partitions
         self.thresholds = thresholds or Thresholds()
         self._classes: dict[datetime, MetricClass] = {}
-        self._writer = FencedWriter(client, partitions, 0)
 
     def step(self, token: int) -> list[ClockDecided]:
         """Decides every tick that all partitions have passed; returns what it broadcast.
@@ -56,7 +55,7 @@ class Aggregator:
         `token` is the pulser lease's fencing token: every write is refused (functions.Fenced)
         once a pulser with a newer token has written there.
         """
-        self._writer = FencedWriter(self.client, self.partitions, token)
+        writer = FencedWriter(self.client, self.partitions, token)
         slowest = self._slowest_minute()
         if slowest is None:
             return []
@@ -64,8 +63,8 @@ class Aggregator:
         tick = slowest if stored is None else from_ms(int(stored) * 1000) + ONE_MINUTE
         sent: list[ClockDecided] = []
         while tick <= slowest:
-            sent.extend(self._decide(tick))
-            self._writer.hset(keys.SYSTEM_INCIDENT_STATE, {_LAST_TICK: _epoch(tick)})
+            sent.extend(self._decide(writer, tick))
+            writer.hset(keys.SYSTEM_INCIDENT_STATE, {_LAST_TICK: _epoch(tick)})
             tick += ONE_MINUTE
         return sent
 
@@ -78,7 +77,7 @@ class Aggregator:
             return None  # a partition that never reported holds the decisions back
         return trunc_minute(from_ms(min(int(t) for t in times)))
 
-    def _decide(self, tick: datetime) -> list[ClockDecided]:
+    def _decide(self, writer: FencedWriter, tick: datetime) -> list[ClockDecided]:
         # A crash may come between any two writes, and the next aggregator decides this tick
         # again from what is stored. So the stored decisions, which that decision is computed
         # from, are rewritten last, in one HSET; everything before it is repeated the same
@@ -86,13 +85,13 @@ class Aggregator:
         result = decide(tick, self._metric_class, self._stored, self.thresholds)
         decisions = [(tick, result.decision), *result.backfill]
         events = [ClockDecided(minute=minute, decision=d.value) for minute, d in decisions]
-        self._writer.broadcast([encode_valid_event(event) for event in events])
+        writer.broadcast([encode_valid_event(event) for event in events])
         if result.transition is Transition.INCIDENT_STARTED:
-            self._writer.hset(keys.SYSTEM_INCIDENT_STATE, {_INCIDENT_START: _epoch(result.ts)})
+            writer.hset(keys.SYSTEM_INCIDENT_STATE, {_INCIDENT_START: _epoch(result.ts)})
         elif result.transition is Transition.INCIDENT_RECOVERED:
-            self._prune(result.ts)
+            self._prune(writer, result.ts)
         rewrite: dict[str | int, EncodableT] = {_epoch(minute): d.value for minute, d in decisions}
-        self._writer.hset(keys.SYSTEM_INCIDENT_LOG, rewrite)
+        writer.hset(keys.SYSTEM_INCIDENT_LOG, rewrite)
         return events
 
     def _stored(self, minute: datetime) -> Decision | None:
@@ -118,7 +117,7 @@ class Aggregator:
             totals.append(sum(counts) if counts else None)
         return totals
 
-    def _prune(self, recovered: datetime) -> None:
+    def _prune(self, writer: FencedWriter, recovered: datetime) -> None:
         # The outage's volumes would poison future baselines (spec §6.1 step 4).
         start = self.client.hget(keys.SYSTEM_INCIDENT_STATE, _INCIDENT_START)
         if start is None:
@@ -127,5 +126,5 @@ class Aggregator:
             _epoch(minute) for minute in pruned_minutes(from_ms(int(start) * 1000), recovered)
         ]
         for p in range(self.partitions):
-            self._writer.hdel_volumes(p, minutes)
+            writer.hdel_volumes(p, minutes)
         self._classes.clear()

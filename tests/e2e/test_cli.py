@@ -111,6 +111,8 @@ def test_simulate_json_keeps_a_late_closed_run_timed_out() -> None:
         "system_incident_decisions",
         "dst_schedules",
         "blackbox_delete",  # a deleted monitor's rows leave the document on both paths
+        "contract_inputs",  # every input form domain.md accepts
+        "contract_bad_lines",  # invalid lines are refused alike before the log
     ],
 )
 def test_simulate_through_redis_prints_the_same_json(

@@ -19,7 +19,6 @@ from typing import Any
 
 import msgspec
 import pytest
-import redis
 
 from monitor_es import cli, replay
 from monitor_es.domain.partition import Partition
@@ -633,18 +632,6 @@ def test_the_streamed_document_is_the_whole_report_formatted(name: str) -> None:
     done = run_cli("simulate", str(SCENARIOS / f"{name}.jsonl"), "--json")
     assert done.returncode == 0
     assert done.stdout == expected
-
-
-@pytest.mark.redis
-@pytest.mark.parametrize("name", ["contract_inputs", "contract_bad_lines"])
-def test_the_contract_scenarios_print_the_same_document_through_redis(
-    real_client: redis.Redis, redis_server: str, name: str
-) -> None:
-    path = str(SCENARIOS / f"{name}.jsonl")
-    in_memory = run_cli("simulate", path, "--json")
-    through_redis = run_cli("simulate", path, "--json", "--redis-url", redis_server)
-    assert in_memory.returncode == through_redis.returncode == 0, through_redis.stderr
-    assert through_redis.stdout == in_memory.stdout
 
 
 # ========================================================================= command line
