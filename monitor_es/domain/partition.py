@@ -18,6 +18,7 @@ from monitor_es.domain.config import MonitorConfig
 from monitor_es.domain.deadlines import DeadlineIndex
 from monitor_es.domain.state import (
     CHECKIN_IN_PROGRESS,
+    USER_TERMINAL,
     CheckIn,
     Environment,
     EnvKey,
@@ -186,21 +187,27 @@ class Partition:
                 self.limits.history, config.failure_threshold, config.recovery_threshold_value
             )
             if len(checkins) > keep + _PRUNE_SLACK:
-                self._prune(env, keep)
+                self._prune(env, keep, config.failure_threshold)
 
-    def _prune(self, env: Environment, keep: int) -> None:
+    def _prune(self, env: Environment, keep: int, window: int) -> None:
         # In-progress runs stay whatever their age: they can still be closed or time out.
         checkins = env.checkins
         excess = len(checkins) - keep
         oldest = checkins[:excess]
-        if all(c.status is not CHECKIN_IN_PROGRESS for c in oldest):
+        # A run's failure window reaches `window - 1` check-ins back from it (spec §4.3).
+        reach = min(len(checkins), excess + window - 1)
+        running = [i for i in range(reach) if checkins[i].status is CHECKIN_IN_PROGRESS]
+        if not running:
             del checkins[:excess]  # the usual case: the oldest are all finished
             dropped = oldest
         else:
             # The newest `keep` stay whatever they are (threshold and recovery windows read
-            # them); older runs still in progress stay too, older finished ones go.
-            dropped = [c for c in oldest if c.status is not CHECKIN_IN_PROGRESS]
-            env.checkins = [c for c in oldest if c.status is CHECKIN_IN_PROGRESS]
+            # them); older runs still in progress stay too, with what their close or timeout
+            # reads: the check-ins of their failure window and the newest ok/error after
+            # them (the newer-result guard of §3.7.3). Older finished ones go.
+            kept = _read_by_running(checkins, running, window, excess)
+            dropped = [c for i, c in enumerate(oldest) if i not in kept]
+            env.checkins = [c for i, c in enumerate(oldest) if i in kept]
             env.checkins += checkins[excess:]
         owners = self.checkin_owner[env.project]
         for checkin in dropped:
@@ -296,6 +303,20 @@ class Partition:
         removed.clear()
         self.clock_dirty = False
         return changes
+
+
+def _read_by_running(
+    checkins: list[CheckIn], running: list[int], window: int, excess: int
+) -> set[int]:
+    """Positions before `excess` that a run still in progress reads when it ends."""
+    kept: set[int] = set()
+    for i in running:
+        kept.update(range(max(0, i - window + 1), min(i + 1, excess)))
+    for i in range(excess - 1, running[0], -1):
+        if checkins[i].status in USER_TERMINAL:
+            kept.add(i)  # the newest ok/error newer than the oldest run: enough for the guard
+            break
+    return kept
 
 
 @dataclass(frozen=True)

@@ -614,3 +614,66 @@ def test_a_timeout_whose_window_holds_an_ok_opens_nothing_until_the_next_miss() 
         occurrence(inc, f(2), "09:00:10", reason, "08:00:10", s),
         occurrence(inc, missed, "10:00:00", reason, "08:00:10", s),
     ]
+
+
+# 15 -----------------------------------------------------------------------------------
+
+
+def test_the_newer_ok_guard_still_sees_an_ok_the_kept_history_would_have_pruned() -> None:
+    doc = simulate("old_run_guard")
+    # guard: a run from 09:50:10 (max_runtime 60), an ok at 10:00:10, then five newer runs
+    # still in progress. At 10:50 the old run times out, but a newer ok exists: D-5 and
+    # §3.7.3 say the failure logic is skipped, so no incident opens and the verdict stays
+    # ok. (Before the fix the ok had been pruned from the kept history and the timeout
+    # opened an incident.) The 10:50 slot is then missed at 10:51 and opens one.
+    guard = [r for r in doc["check_ins"] if r["monitor_slug"] == "guard"]
+    assert guard[0] == ci("guard", f(1), "timeout", "09:50:10", "09:50:10", None, "10:50:00", None)
+    (guard_missed,) = missed_of(doc, "guard")
+    by_slug = {r["monitor_slug"]: r for r in doc["incidents"]}
+    assert by_slug["guard"]["starting_check_in_id"] == guard_missed["check_in_id"]
+    assert occurrences(doc, "guard") == [(guard_missed["check_in_id"], t("10:50:00"), MISSED)]
+    assert event_types(doc, "guard", ("status_changed", "mark_timeout", "mark_missing")) == [
+        ("status_changed", "ok"),
+        ("mark_timeout", t("10:50:00")),
+        ("mark_missing", t("10:51:00")),
+        ("status_changed", "missed"),
+    ]
+    # lateerr: a run from 09:50:20, an ok at 10:00:20, then five misses. The run closes
+    # with error at 10:55: a newer ok exists, so the error is ignored entirely (§2.7):
+    # the row records it, but no occurrence and no status change follow.
+    late = [r for r in doc["check_ins"] if r["check_in_id"] == f(11)]
+    assert late == [ci("lateerr", f(11), "error", "09:50:20", "10:55:00", None, None, 3_880_000)]
+    assert dates(missed_of(doc, "lateerr")) == every(t("10:10:00"), t("10:50:00"), 10)
+    assert [o[0] for o in occurrences(doc, "lateerr")] == [
+        r["check_in_id"] for r in missed_of(doc, "lateerr")
+    ]
+    envs = {r["monitor_slug"]: r for r in doc["environments"]}
+    assert envs["lateerr"]["status"] == "missed"
+    assert envs["lateerr"]["last_checkin"] == t("10:00:20")
+    assert envs["guard"]["status"] == "missed"
+
+
+# 16 -----------------------------------------------------------------------------------
+
+
+def test_an_old_runs_failure_window_survives_history_pruning() -> None:
+    doc = simulate("old_run_window")
+    s = "window"
+    # Threshold 3: errors at 09:30:10 and 09:40:10 (windows too short), a run at 09:50:10
+    # that times out at 10:50, and five newer runs still in progress. The timeout's window
+    # is the 3 newest check-ins up to 09:50:10 (§4.3): [error, error, timeout], so the
+    # incident opens at the first error. (Before the fix both errors had been pruned and
+    # nothing opened.)
+    (i1,) = (r["id"] for r in doc["incidents"])
+    inc = incident(i1, s, f(1), "09:30:10")
+    assert doc["incidents"] == [inc]
+    reason = "2 error and 1 timeout check-ins detected"
+    assert contract_events(doc) == [
+        opened(inc),
+        occurrence(inc, f(1), "09:30:10", reason, None, s),
+        occurrence(inc, f(2), "09:40:10", reason, None, s),
+        occurrence(inc, f(3), "09:50:10", reason, None, s),
+    ]
+    assert doc["environments"] == [
+        env(s, "timeout", "10:40:10", "10:50:00", "10:51:00", open_incident(inc))
+    ]
