@@ -255,8 +255,8 @@ def disable(p: Partition, fx: Effects, ts: datetime, event: MonitorDisabled) -> 
                 expect_after(p, monitor, env, ts)
 
 
-def delete(p: Partition, fx: Effects, event: MonitorDeleted) -> None:
+def delete(p: Partition, fx: Effects, ts: datetime, event: MonitorDeleted) -> None:
     """Deletes a monitor and its environments."""
     monitor = _existing(p, event.project, event.monitor_slug)
-    p.remove_monitor(monitor)
+    p.remove_monitor(monitor, p.minute_of(ts))
     fx.emit(MonitorRemoved, project=monitor.project, monitor_slug=monitor.slug)

@@ -105,6 +105,18 @@ class Partition:
         self.clock_dirty = True
         return clock.rate_minute, count
 
+    def _keep_attempts(self, env: Environment, minute: datetime) -> None:
+        # Sentry's bucket is keyed by project, slug, environment and minute (spec §2.3 step
+        # 2), not by the row: deleting the monitor does not reset the minute's count.
+        if env.rate_minute != minute or not env.rate_count:
+            return
+        clock = self.clock
+        if clock.rate_minute != minute:
+            clock.rate_minute, clock.rate_counts = minute, {}
+        field = _rate_field(env.key)
+        clock.rate_counts[field] = clock.rate_counts.get(field, 0) + env.rate_count
+        self.clock_dirty = True
+
     def restore_clock(self, clock: ClockState) -> None:
         """Takes a stored clock record (with the rate-limit counts it carries)."""
         self.clock = clock
@@ -119,9 +131,10 @@ class Partition:
         self.removed_monitors.discard(monitor.key)
         self.dirty_monitors.add(monitor.key)
 
-    def remove_monitor(self, monitor: Monitor) -> None:
-        """Forgets a monitor and all of its environments."""
+    def remove_monitor(self, monitor: Monitor, minute: datetime) -> None:
+        """Forgets a monitor and all of its environments (`minute`: the removal's minute)."""
         for env in self.environments.pop(monitor.key, {}).values():
+            self._keep_attempts(env, minute)
             owners = self.checkin_owner.get(env.project, {})
             for checkin in env.checkins:
                 owners.pop(checkin.id, None)

@@ -85,7 +85,7 @@ def _dispatch(p: Partition, fx: Effects, entry: LogEntry, event: InboundEvent) -
         case MonitorDisabled():
             monitors.disable(p, fx, entry.ts, event)
         case MonitorDeleted():
-            monitors.delete(p, fx, event)
+            monitors.delete(p, fx, entry.ts, event)
         case ClockPulsed():
             pass  # it only moved the clock
         case ClockDecided():
