@@ -121,6 +121,11 @@ class PartitionStore:
                 break
         return sorted(claimed, key=lambda entry: parse_id(entry[0]))
 
+    def has_pending(self) -> bool:
+        """True if any entry of the log was read by some consumer and not acknowledged."""
+        summary = self.client.xpending(self.keys.log, keys.REDUCER_GROUP)
+        return int(summary["pending"]) > 0
+
     def load_state(self, page: int = 1000) -> dict[bytes, bytes]:
         """Return the partition's whole state hash (field -> encoded blob)."""
         return bytes_map(dict(self.client.hscan_iter(self.keys.state, count=page)))

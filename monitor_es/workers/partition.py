@@ -132,6 +132,12 @@ class PartitionWorker:
             raw = list(self.store.read_batch(self.consumer, count, block_ms))
         if not raw:
             self.flush()  # idle: make the last commit's outcome known
+            # Nothing new, yet entries may be pending: read by a previous owner after it
+            # lost its lease (paused between its lease check and its read), then fenced.
+            # A commit above them would be refused (GAP) and claim them, but at the tail
+            # of the log none comes, so they would wait for the partition's next entry.
+            if not self.needs_claim and self.store.has_pending():
+                self.needs_claim = True
         elif self.pipelined:
             self._prefetch = self.store.send_read(self.consumer, count)
         return self.process(raw)

@@ -12,9 +12,10 @@ its pending entries and goes on under the same lease; the manager retries its ro
 The fence makes a write after a lost lease harmless, but not a read: entries a stale owner
 reads after its successor's takeover would stay pending for it, below the successor's
 high-water mark. The commit refuses to pass such entries (GAP: the owner reloads and
-claims them), and a reducer only sends a read while its lease is surely still valid
-(measured from the last successful renewal, on this process's monotonic clock), so that
-refusal stays rare.
+claims them); an idle reducer claims whatever is still pending (at the log's tail no
+commit comes to be refused); and a reducer only sends a read while its lease is surely
+still valid (measured from the last successful renewal, on this process's monotonic
+clock), so that both stay rare.
 """
 
 from __future__ import annotations

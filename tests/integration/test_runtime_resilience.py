@@ -695,6 +695,67 @@ def test_a_worker_whose_lease_lapses_mid_fold_is_fenced_and_reads_nothing_more(
     assert_partition_matches(real_client, 0, entries)
 
 
+def pending_entries(client: Client) -> int:
+    """Entries of partition 0 read but not acknowledged."""
+    return int(client.xpending(keys.partition_keys(0).log, keys.REDUCER_GROUP)["pending"])
+
+
+def test_entries_a_zombie_reads_at_the_tail_after_losing_its_lease_are_not_stranded(
+    real_client: redis.Redis, redis_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A reducer checks that its lease is surely valid, then sends its read. Paused in
+    # between (SIGSTOP, a long GC, a starved CPU) it reads after its successor took over:
+    # the entries go pending for the zombie, whose commit is then fenced. The successor's
+    # next commit above them is refused (GAP) and it claims them, but at the tail of a
+    # partition no commit comes: the successor only reads new entries, and they stayed
+    # pending (unprocessed) until the partition's next entry.
+    entries = log_entries(workload(seed=11, slots=20))
+    head, tail = entries[:-30], entries[-30:]
+    paused, resume = threading.Event(), threading.Event()
+    armed = threading.Event()
+    real_read = PartitionStore.read_batch
+
+    def read_batch(store: PartitionStore, consumer: str, count: int, block: int | None) -> Any:
+        if armed.is_set() and threading.current_thread().name == "reducer-p0":
+            armed.clear()
+            paused.set()  # checked the lease, not yet read
+            resume.wait(10)
+        return real_read(store, consumer, count, block)
+
+    monkeypatch.setattr(PartitionStore, "read_batch", read_batch)
+    init_deployment(real_client, 1)
+    append_entries(real_client, head, 1)
+    client_a = redis.Redis.from_url(redis_server)
+    a = WorkerProcess(client_a, 1, owner="worker-a", lease_ttl_ms=400, batch=50, block_ms=50)
+    try:
+        deadline = time.monotonic() + 10
+        while not drained(real_client, 1):  # a healthy owner drains the head...
+            a.manage()
+            assert time.monotonic() < deadline, "A did not drain the head"
+            time.sleep(0.05)
+        armed.set()
+        assert paused.wait(5)
+        # ...then pauses: its lease expires and B takes over, with nothing to do yet.
+        wait_for(lambda: real_client.get(keys.partition_keys(0).lease) is None, 5, "A's lease")
+        lease_b = LeaseClient(real_client, "worker-b", 10_000).acquire(0)
+        assert lease_b is not None
+        store_b = PartitionStore(real_client, 0)
+        b = PartitionWorker(store_b, lease_b.token, f"worker-b:{lease_b.token}")
+        run_until_drained(b)
+        append_entries(real_client, tail, 1)  # the last entries the partition gets
+
+        resume.set()  # A reads the tail with its stale lease
+        wait_for(lambda: pending_entries(real_client) == len(tail), 5, "A's stale read")
+        run_until_drained(b)
+        assert pending_entries(real_client) == 0, "the tail is stranded, pending for the zombie"
+    finally:
+        resume.set()
+        a.shutdown()
+        client_a.close()
+    assert_partition_matches(real_client, 0, entries)
+    assert drained(real_client, 1)
+
+
 # ------------------------------------------------------------------ workers coming and going
 
 
