@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 # How often a reducer whose lease is not known to be valid looks again.
 _PAUSE_S = 0.02
+# How long dropping a partition waits for its reducer to finish its step (beyond a read).
+_STOP_GRACE_S = 5.0
 
 
 def default_owner() -> str:
@@ -89,6 +91,10 @@ class WorkerProcess:
         # A read may start while the lease stays valid for its longest block plus a margin.
         self._read_guard_s = (self.block_ms + lease_ttl_ms / 10) / 1000
         self.owned: dict[int, _Owned] = {}
+        # Dropped partitions whose reducer thread had not stopped. Not taken again until it
+        # has: our lease would hand back the same token, and the fence could not tell the
+        # stuck thread's commit from its successor's.
+        self._stuck: dict[int, _Owned] = {}
 
     def run(self, stop: threading.Event) -> None:
         """Manages leases until `stop` is set, then releases everything gracefully.
@@ -121,10 +127,11 @@ class WorkerProcess:
                 self._start(lease, sent + self.ttl_ms / 1000)
 
     def _candidates(self) -> list[int]:
+        self._stuck = {p: owned for p, owned in self._stuck.items() if owned.alive()}
         # Start the search at a per-owner offset so workers do not all race for partition 0.
         offset = sum(self.owner.encode()) % self.partitions
         order = [(offset + i) % self.partitions for i in range(self.partitions)]
-        return [p for p in order if p not in self.owned]
+        return [p for p in order if p not in self.owned and p not in self._stuck]
 
     def _start(self, lease: Lease, valid_until: float) -> None:
         owned = _Owned(lease, valid_until)
@@ -212,7 +219,7 @@ class WorkerProcess:
         dropped = [self.owned.pop(partition) for partition in partitions]
         for owned in dropped:
             owned.stop.set()  # all at once: each thread may be blocked in a read
-        deadline = time.monotonic() + self.block_ms / 1000 + 5
+        deadline = time.monotonic() + self.block_ms / 1000 + _STOP_GRACE_S
         reachable = True
         for owned in dropped:
             partition = owned.lease.partition
@@ -222,6 +229,7 @@ class WorkerProcess:
                 # Still inside a step: releasing now could let the next owner claim while
                 # it reads. Its lease expires within a ttl instead.
                 log.warning("partition %s: reducer did not stop; lease left to expire", partition)
+                self._stuck[partition] = owned
                 continue
             if not reachable:
                 log.warning("partition %s: lease left to expire", partition)

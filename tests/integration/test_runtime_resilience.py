@@ -43,6 +43,7 @@ from test_worker_recovery import (
     RestartableServer,
     append_entries,
     assert_partition_matches,
+    by_partition,
     log_entries,
     run_until_drained,
     workload,
@@ -60,6 +61,7 @@ from monitor_es.store.deployment import init_deployment
 from monitor_es.store.leases import LeaseClient
 from monitor_es.store.log import PartitionStore, parse_id
 from monitor_es.workers import partition as partition_module
+from monitor_es.workers import runner as runner_module
 from monitor_es.workers.aggregator import Aggregator
 from monitor_es.workers.partition import PartitionWorker
 from monitor_es.workers.runner import WorkerProcess
@@ -754,6 +756,56 @@ def test_entries_a_zombie_reads_at_the_tail_after_losing_its_lease_are_not_stran
         client_a.close()
     assert_partition_matches(real_client, 0, entries)
     assert drained(real_client, 1)
+
+
+def test_a_partition_dropped_while_its_reducer_is_stuck_is_not_taken_again_until_it_ends(
+    real_client: redis.Redis, redis_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker hands a partition back (a newcomer appeared) while that partition's reducer
+    # is stuck in a fold; its lease is left to expire. If the newcomer vanishes and the
+    # worker takes the partition again before then, the lease hands back the SAME token:
+    # a second reducer thread would then commit beside the stuck one and the fence could
+    # not tell them apart. The worker must wait for the stuck thread to end.
+    entries = log_entries(workload(seed=13, slots=20))
+    blocked, release = threading.Event(), threading.Event()
+
+    def slow_apply(p: Partition, fx: Any, entry: LogEntry) -> None:
+        if threading.current_thread().name == "reducer-p1" and not blocked.is_set():
+            blocked.set()
+            release.wait(10)
+        real_apply(p, fx, entry)
+
+    monkeypatch.setattr(partition_module, "apply", slow_apply)
+    monkeypatch.setattr(runner_module, "_STOP_GRACE_S", 0.3)
+    init_deployment(real_client, 2)
+    append_entries(real_client, entries, 2)
+    client_a = redis.Redis.from_url(redis_server)
+    a = WorkerProcess(client_a, 2, owner="worker-a", lease_ttl_ms=10_000, batch=5, block_ms=50)
+    newcomer = LeaseClient(real_client, "worker-b", 10_000)
+    try:
+        deadline = time.monotonic() + 10
+        while not blocked.wait(0.05):
+            a.manage()
+            assert time.monotonic() < deadline, "A never started partition 1"
+        stuck = a.owned[1]
+        newcomer.heartbeat()  # two live workers: A's share is 1, it hands partition 1 back
+        a.manage()
+        assert 1 not in a.owned and stuck.alive()
+        newcomer.leave()  # ...and A's share is 2 again, while the stuck thread still runs
+        a.manage()
+        a.manage()
+        assert 1 not in a.owned, "partition 1 taken again beside its stuck reducer"
+        release.set()
+        wait_for(lambda: not stuck.alive(), 5, "the stuck reducer to end")
+        a.manage()
+        assert 1 in a.owned and a.owned[1] is not stuck
+        wait_for(lambda: drained(real_client, 2), 20, "both partitions to drain")
+    finally:
+        release.set()
+        a.shutdown()
+        client_a.close()
+    for partition, partition_entries in enumerate(by_partition(entries, 2)):
+        assert_partition_matches(real_client, partition, partition_entries)
 
 
 # ------------------------------------------------------------------ workers coming and going
