@@ -35,6 +35,7 @@ from monitor_es.producer import Producer
 from monitor_es.redis_simulate import simulate_on_redis
 from monitor_es.replay import ReducerFailed, fold_scenario
 from monitor_es.scenario import InvalidLine, line_of
+from monitor_es.store import keys
 from monitor_es.store.connection import (
     REDIS_ERRORS,
     UNAVAILABLE,
@@ -110,6 +111,10 @@ def _failure(exc: Exception, args: argparse.Namespace) -> tuple[str, int]:
         return f"cannot write the output: {exc}", unusable
     if isinstance(exc, (DeploymentMismatch, ForeignData, LibraryOutdated, InvalidRedisURL)):
         return str(exc), unusable
+    if isinstance(exc, NoRedis):
+        return str(exc), 2  # a usage error
+    if isinstance(exc, InUse):
+        return f"Redis at {safe_url(args.redis_url)}: {exc}", unusable
     if isinstance(exc, (RedisError, RedisClusterException, *UNAVAILABLE)):
         return redis_problem(exc, args.redis_url), unusable
     if isinstance(exc, OSError):
@@ -122,7 +127,7 @@ def redis_problem(exc: Exception, url: str | None) -> str:
     """What went wrong with Redis, and what to do about it, in one line."""
     at = f"Redis at {safe_url(url)}"
     if isinstance(exc, AuthenticationError):
-        if url is not None and "@" not in url:
+        if url is not None and "@" not in url and "password=" not in url:
             return f"{at} requires a password; put it in the URL: redis://[USER]:PASSWORD@HOST:PORT"
         return f"{at} refused the user name or password in the URL ({exc})"
     if isinstance(exc, NoPermissionError):
@@ -239,7 +244,7 @@ def _parser() -> argparse.ArgumentParser:
         help="partitions of a new deployment (default 16); an existing one keeps its own",
     )  # fmt: skip
     _limit_options(init)
-    init.set_defaults(handler=_init)
+    init.set_defaults(handler=_init, command="init")
 
     worker = _command(
         commands,
@@ -259,7 +264,7 @@ def _parser() -> argparse.ArgumentParser:
         "--batch", type=positive, default=500, metavar="N",
         help="log entries read and committed at once per partition (default 500)",
     )  # fmt: skip
-    worker.set_defaults(handler=_worker)
+    worker.set_defaults(handler=_worker, command="worker")
 
     pulse = _command(
         commands,
@@ -274,7 +279,7 @@ def _parser() -> argparse.ArgumentParser:
     pulse.add_argument(
         "--system-incidents", action="store_true", help="run the system-incident aggregator"
     )
-    pulse.set_defaults(handler=_pulse)
+    pulse.set_defaults(handler=_pulse, command="pulse")
 
     run = _command(
         commands,
@@ -284,7 +289,7 @@ def _parser() -> argparse.ArgumentParser:
         "tail of the derived events in one process until SIGINT or SIGTERM (exit 0). Without "
         "a Redis URL it uses an embedded in-process Redis whose data ends with the process.",
     )
-    _redis_option(run)
+    _redis_option(run, embedded=True)
     _limit_options(run)
     run.add_argument(
         "--partitions", type=positive, metavar="N",
@@ -296,7 +301,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="feed a demo job that runs every minute, then stops (watch it go missed)",
     )
-    run.set_defaults(handler=_run)
+    run.set_defaults(handler=_run, command="run")
     return parser
 
 
@@ -309,16 +314,29 @@ def _command(
     return commands.add_parser(name, help=summary, description=description)
 
 
-def _redis_option(parser: argparse.ArgumentParser) -> None:
+def _redis_option(parser: argparse.ArgumentParser, *, embedded: bool = False) -> None:
     # argparse checks a string default with `type` too, so a bad $MONITOR_ES_REDIS_URL is
     # reported like a bad option.
+    otherwise = ", else an embedded in-process Redis" if embedded else "; required"
     parser.add_argument(
         "--redis-url",
         type=redis_url,
         default=os.environ.get(URL_ENV),
-        help="redis://host:port or redis+cluster://host:port (default: $MONITOR_ES_REDIS_URL,"
-        " else an embedded in-process Redis)",
+        help=f"redis://host:port or redis+cluster://host:port (default: ${URL_ENV}{otherwise})",
     )
+
+
+def _require_url(args: argparse.Namespace) -> None:
+    """The embedded Redis ends with its process: init, worker and pulse need a real one."""
+    if args.redis_url is None:
+        raise NoRedis(
+            f"{args.command} needs a Redis: give --redis-url or set ${URL_ENV} (only `run` "
+            "can use an embedded in-process Redis, which ends with the process)"
+        )
+
+
+class NoRedis(Exception):
+    """A command that needs a shared Redis was given none."""
 
 
 def _interval_option(parser: argparse.ArgumentParser) -> None:
@@ -448,6 +466,7 @@ def _fold_scenario(
         # annotation predates that).
         lines = cast("Iterable[str]", source)
         client = connect(args.redis_url)
+        _refuse_a_deployment_in_use(client)
         run = simulate_on_redis(client, lines, args.partitions, requested_limits(args))
         for bad in run.invalid:
             report.add_invalid(bad.line, bad.message)
@@ -463,7 +482,35 @@ def _fold_scenario(
     return partition.all_environments()
 
 
+class InUse(Exception):
+    """simulate --redis-url was pointed at a deployment that holds entries or runs workers."""
+
+
+def _refuse_a_deployment_in_use(client: Client) -> None:
+    """simulate --redis-url appends the scenario and folds it itself: only onto empty logs.
+
+    On a deployment in use it would put test events into real logs (and race its workers).
+    """
+    deployment = load_deployment(client)
+    if deployment is None:
+        return
+    pipe = client.pipeline(transaction=False)
+    for partition in range(deployment.partitions):
+        pk = keys.partition_keys(partition)
+        pipe.xlen(pk.log)
+        pipe.exists(pk.lease)
+    replies = pipe.execute()
+    entries, leased = sum(replies[0::2]), sum(replies[1::2])
+    if entries or leased or client.exists(keys.PULSER_LEASE):
+        raise InUse(
+            f"the deployment there is in use ({entries} log entries, {leased} partitions "
+            "leased by workers): simulate --redis-url appends the scenario to the logs, so it "
+            "needs a database of its own; use an empty one (redis://host:port/N)"
+        )
+
+
 def _init(args: argparse.Namespace) -> int:
+    _require_url(args)
     deployment = _initialised(connect(args.redis_url), args)
     limits = deployment.limits
     with _output():
@@ -535,6 +582,7 @@ def _deployment(url: str | None, stop: threading.Event) -> tuple[Client, Deploym
 
 
 def _worker(args: argparse.Namespace) -> int:
+    _require_url(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     stop = _stop_on_signals()
     found = _deployment(args.redis_url, stop)
@@ -553,6 +601,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _pulse(args: argparse.Namespace) -> int:
+    _require_url(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     stop = _stop_on_signals()
     found = _deployment(args.redis_url, stop)

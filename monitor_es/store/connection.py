@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -136,11 +137,16 @@ def safe_url(url: str | None) -> str:
     if url is None:
         return "the embedded in-process Redis"
     parts = urlsplit(url)
-    if parts.password is None:
+    # redis-py also takes the password as a query parameter (`?password=...`).
+    query = re.sub(r"(^|&)password=[^&]*", r"\1password=***", parts.query)
+    if parts.password is None and query == parts.query:
         return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))
+    parts = parts._replace(query=query)
+    if parts.password is not None:
+        netloc = parts.netloc.rpartition("@")[2]
+        user = f"{parts.username}:***@" if parts.username else ":***@"
+        parts = parts._replace(netloc=user + netloc)
+    return urlunsplit(parts)
 
 
 def as_bytes(value: bytes | str | int | float) -> bytes:

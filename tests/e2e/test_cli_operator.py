@@ -179,6 +179,15 @@ def test_a_malformed_url_in_the_environment_says_where_it_came_from() -> None:
     assert_one_line_failure(done, 2, "not a Redis URL", "$MONITOR_ES_REDIS_URL")
 
 
+@pytest.mark.parametrize("command", ["init", "worker", "pulse"])
+def test_a_command_that_needs_a_shared_redis_refuses_to_run_without_one(command: str) -> None:
+    # The embedded Redis ends with its process: `init` on it would "succeed" for nothing,
+    # and a worker on it would ask for an init that cannot help.
+    done = run_cli(command, timeout=15)
+    assert_one_line_failure(done, 2, f"{command} needs a Redis", "--redis-url", "$MONITOR_ES")
+    assert done.stdout == ""
+
+
 def test_a_password_in_a_malformed_url_is_not_printed() -> None:
     done = run_cli("init", "--redis-url", f"redis://:{PASSWORD}@h/abc")
     assert_one_line_failure(done, 2, "must be a number", "redis://:***@h/abc")
@@ -217,6 +226,10 @@ def test_a_missing_or_wrong_password_is_named_and_never_printed(
         assert "nope" not in done.stderr
     done = run_cli("simulate", str(EXAMPLE), "--redis-url", wrong)
     assert_one_line_failure(done, 2, "refused the user name or password", "redis://:***@")
+    assert "nope" not in done.stderr
+    in_query = f"{bare}?password=nope"  # redis-py's other way to give it
+    done = run_cli("init", "--redis-url", in_query)
+    assert_one_line_failure(done, 1, "refused the user name or password", "?password=***")
     assert "nope" not in done.stderr
     # With the right password the banner still masks it.
     code, output = run_until(["run", "--redis-url", _url(secured, f":{PASSWORD}@")], "running")
@@ -505,3 +518,34 @@ def test_a_worker_waiting_for_redis_stops_on_a_signal(tmp_path: Path) -> None:
     code, output = run_until(["worker", "--redis-url", url], "retrying in", signal.SIGINT)
     assert code == 0, output
     assert "Traceback" not in output
+
+
+@pytest.mark.redis
+def test_simulate_through_redis_refuses_a_deployment_in_use(
+    real_client: redis.Redis, redis_server: str
+) -> None:
+    first = run_cli("simulate", str(EXAMPLE), "--redis-url", redis_server)
+    assert first.returncode == 0, first.stderr
+    log = "mes:{p00}:log"
+    entries = real_client.xlen(log)
+    again = run_cli("simulate", str(EXAMPLE), "--redis-url", redis_server)
+    assert_one_line_failure(again, 2, "in use", f"{entries} log entries", "database of its own")
+    assert real_client.xlen(log) == entries  # nothing appended to the logs there
+    # A fresh deployment whose workers run: its logs are empty, but they are its logs.
+    real_client.flushall()
+    real_client.function_flush()
+    assert run_cli("init", "--redis-url", redis_server, "--partitions", "2").returncode == 0
+    with subprocess.Popen(
+        [*CLI, "worker", "--redis-url", redis_server],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(),
+    ) as worker:
+        try:
+            _wait_for(lambda: real_client.exists("mes:{p00}:lease", "mes:{p01}:lease") == 2)
+            busy = run_cli("simulate", str(EXAMPLE), "--redis-url", redis_server)
+            assert_one_line_failure(busy, 2, "in use", "2 partitions leased")
+            assert real_client.xlen(log) == 0
+        finally:
+            worker.terminate()
+            worker.wait(timeout=15)
