@@ -49,6 +49,7 @@ from monitor_es.store.deployment import (
     Deployment,
     DeploymentMismatch,
     ForeignData,
+    check_request,
     ensure_deployment,
     load_deployment,
 )
@@ -466,7 +467,7 @@ def _fold_scenario(
         # annotation predates that).
         lines = cast("Iterable[str]", source)
         client = connect(args.redis_url)
-        _refuse_a_deployment_in_use(client)
+        _refuse_a_deployment_in_use(client, args)
         run = simulate_on_redis(client, lines, args.partitions, requested_limits(args))
         for bad in run.invalid:
             report.add_invalid(bad.line, bad.message)
@@ -486,14 +487,16 @@ class InUse(Exception):
     """simulate --redis-url was pointed at a deployment that holds entries or runs workers."""
 
 
-def _refuse_a_deployment_in_use(client: Client) -> None:
+def _refuse_a_deployment_in_use(client: Client, args: argparse.Namespace) -> None:
     """simulate --redis-url appends the scenario and folds it itself: only onto empty logs.
 
     On a deployment in use it would put test events into real logs (and race its workers).
+    Settings that contradict the deployment's are reported first, as init reports them.
     """
     deployment = load_deployment(client)
     if deployment is None:
         return
+    check_request(deployment, args.partitions, requested_limits(args))
     pipe = client.pipeline(transaction=False)
     for partition in range(deployment.partitions):
         pk = keys.partition_keys(partition)

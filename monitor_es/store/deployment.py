@@ -168,13 +168,26 @@ def _read(client: Client) -> dict[bytes, bytes]:
         raise _foreign(keys.DEPLOYMENT, f"a {kind}") from None
 
 
-def _check(stored: dict[bytes, bytes], partitions: int) -> None:
-    existing = _number(stored, _PARTITIONS)
+def check_request(
+    deployment: Deployment, partitions: int | None, limits: Mapping[str, int]
+) -> None:
+    """Raises DeploymentMismatch, as init would, if the settings asked contradict the
+    deployment's; it writes nothing (init also reloads the Functions)."""
+    if partitions is not None:
+        _check_partitions(deployment.partitions, partitions)
+    _check_limits(deployment.limits, limits)
+
+
+def _check_partitions(existing: int, partitions: int) -> None:
     if existing != partitions:
         raise DeploymentMismatch(
             f"deployment is initialised with {existing} partitions; refusing to change to "
             f"{partitions} (re-partitioning is a replay migration)"
         )
+
+
+def _check(stored: dict[bytes, bytes], partitions: int) -> None:
+    _check_partitions(_number(stored, _PARTITIONS), partitions)
     schema = _number(stored, _SCHEMA)
     if schema != SCHEMA_VERSION:
         raise DeploymentMismatch(
