@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Sequence
-from contextlib import ExitStack
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from tempfile import TemporaryFile
 from types import FrameType
 from typing import cast
 
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    AuthenticationError,
+    NoPermissionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
 
 from monitor_es.domain.partition import Limits, Partition
 from monitor_es.domain.state import Environment
@@ -24,10 +35,21 @@ from monitor_es.producer import Producer
 from monitor_es.redis_simulate import simulate_on_redis
 from monitor_es.replay import ReducerFailed, fold_scenario
 from monitor_es.scenario import InvalidLine, line_of
-from monitor_es.store.connection import UNAVAILABLE, Client, connect, safe_url
+from monitor_es.store import keys
+from monitor_es.store.connection import (
+    REDIS_ERRORS,
+    UNAVAILABLE,
+    Client,
+    InvalidRedisURL,
+    check_url,
+    connect,
+    safe_url,
+)
 from monitor_es.store.deployment import (
     Deployment,
     DeploymentMismatch,
+    ForeignData,
+    check_request,
     ensure_deployment,
     load_deployment,
 )
@@ -41,32 +63,162 @@ from projections.report import EventSpool, Report
 from projections.summary import print_summary
 
 log = logging.getLogger("monitor_es.cli")
+URL_ENV = "MONITOR_ES_REDIS_URL"
+# What `worker` and `pulse` wait out at start: Redis down, or no cluster node answering yet.
+_WAIT_ON: tuple[type[Exception], ...] = (RedisClusterException, *UNAVAILABLE)
 # While Redis is unreachable at start, `worker` and `pulse` try again at most this often.
 CONNECT_RETRY_MAX_S = 5.0
+
+
+# Exit codes. A usage error exits 2 too (argparse).
+OK = 0
+FAILED = 1  # a bug; for init, run, worker and pulse also any reason they cannot go on
+UNREADABLE = 2  # simulate: the file, the output or Redis cannot be used
+INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+# Set to see the traceback of an unexpected error (a bug) rather than its one-line summary.
+TRACEBACK_ENV = "MONITOR_ES_TRACEBACK"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = _parser()
     args = parser.parse_args(argv)
-    handler = getattr(args, "handler", None)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return 2
-    result: int = handler(args)
+    try:
+        result = handler(args)
+        _flush_stdout()  # a write error shows here, not as a warning at interpreter exit
+    except KeyboardInterrupt:  # Ctrl-C where no handler stops cleanly (simulate, start-up)
+        print("monitor-es: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except BrokenPipeError:  # `monitor-es ... | head`: the reader left; that is not an error
+        _drop_stdout()
+        return OK
+    except Exception as exc:
+        message, code = _failure(exc, args)
+        if os.environ.get(TRACEBACK_ENV):
+            traceback.print_exc()
+        print(f"monitor-es: {message}", file=sys.stderr)
+        return code
     return result
+
+
+def _failure(exc: Exception, args: argparse.Namespace) -> tuple[str, int]:
+    """The one-line message and exit code for an exception that ends a command."""
+    unusable: int = args.unusable_code
+    if isinstance(exc, OutputFailed):
+        return f"cannot write the output: {exc}", unusable
+    if isinstance(exc, (DeploymentMismatch, ForeignData, LibraryOutdated, InvalidRedisURL)):
+        return str(exc), unusable
+    if isinstance(exc, NoRedis):
+        return str(exc), 2  # a usage error
+    if isinstance(exc, InUse):
+        return f"Redis at {safe_url(args.redis_url)}: {exc}", unusable
+    if isinstance(exc, (RedisError, RedisClusterException, *UNAVAILABLE)):
+        return redis_problem(exc, args.redis_url), unusable
+    if isinstance(exc, OSError):
+        return str(exc), unusable
+    where = f"; {TRACEBACK_ENV}=1 shows where" if not os.environ.get(TRACEBACK_ENV) else ""
+    return f"unexpected {type(exc).__name__}: {exc} (a bug in monitor-es{where})", FAILED
+
+
+def redis_problem(exc: Exception, url: str | None) -> str:
+    """What went wrong with Redis, and what to do about it, in one line."""
+    at = f"Redis at {safe_url(url)}"
+    if isinstance(exc, AuthenticationError):
+        if url is not None and "@" not in url and "password=" not in url:
+            return f"{at} requires a password; put it in the URL: redis://[USER]:PASSWORD@HOST:PORT"
+        return f"{at} refused the user name or password in the URL ({exc})"
+    if isinstance(exc, NoPermissionError):
+        return (
+            f"{at}: the ACL user may not do what monitor-es needs ({exc}); grant it every "
+            "command on the keys mes:* (ACL SETUSER USER ~mes:* +@all)"
+        )
+    if isinstance(exc, OutOfMemoryError):
+        return (
+            f"{at} is out of memory and refuses writes ({exc}); free memory or raise "
+            "maxmemory, then try again"
+        )
+    if isinstance(exc, ReadOnlyError):
+        return f"{at} is a read-only replica; point --redis-url at the primary"
+    if isinstance(exc, ResponseError) and str(exc).startswith("MOVED"):
+        return f"{at} is a cluster node; use a redis+cluster:// URL"
+    if _not_a_cluster(exc):
+        return f"{at} is not a cluster; use a redis:// URL"
+    if isinstance(exc, (RedisClusterException, *UNAVAILABLE)):
+        return f"cannot reach {at}: {exc}"
+    return f"{at}: {exc}"
+
+
+def _not_a_cluster(exc: Exception) -> bool:
+    return isinstance(exc, RedisClusterException) and "not enabled" in str(exc)
+
+
+class OutputFailed(Exception):
+    """Standard output cannot be written (a full disk, a closed descriptor)."""
+
+
+@contextmanager
+def _output() -> Iterator[None]:
+    """Reports a failed write to standard output as OutputFailed (a left reader is not one)."""
+    try:
+        if sys.stdout is None:
+            raise OutputFailed("standard output is closed")
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputFailed(exc.strerror or str(exc)) from None
+
+
+def _flush_stdout() -> None:
+    with _output():
+        pass
+
+
+def _drop_stdout() -> None:
+    """Points standard output at /dev/null so the exit-time flush does not fail again."""
+    if sys.stdout is not None:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _version() -> str:
+    try:
+        return version("monitor-es")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="monitor-es", description="Cron-job monitoring on Redis Streams."
+        prog="monitor-es",
+        description="Cron-job monitoring on Redis Streams.",
+        epilog="`monitor-es COMMAND --help` describes a command. Exit codes: 0 ok; 1 a bug, or "
+        "init, run, worker or pulse cannot go on (the reason is on stderr); 2 a usage error, "
+        "or simulate cannot read its file, write its output or use Redis.",
     )
-    commands = parser.add_subparsers(title="commands")
-    sim = commands.add_parser("simulate", help="fold a JSON Lines scenario with the pure reducer")
-    sim.add_argument("file", type=Path, help="scenario file (JSON Lines, see domain.md)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.set_defaults(unusable_code=FAILED, redis_url=None)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    sim = _command(
+        commands,
+        "simulate",
+        "fold a JSON Lines scenario with the pure reducer",
+        "Folds a scenario (JSON Lines of inbound events, - for standard input) and prints "
+        "every environment, check-in, incident, derived event and rejected line. Exits 0 "
+        "when the file was folded (rejected lines are results), 1 on a reducer bug, 2 when "
+        "the file, the output or Redis cannot be used.",
+    )
+    sim.add_argument(
+        "file", type=Path, help="scenario file (JSON Lines, see domain.md; - for stdin)"
+    )
     sim.add_argument("--json", action="store_true", help="print the full JSON document")
     sim.add_argument(
         "--redis-url",
+        type=redis_url,
         help="push the scenario through the real pipeline on this Redis and read it back",
     )
     sim.add_argument(
@@ -77,55 +229,131 @@ def _parser() -> argparse.ArgumentParser:
         "initialised one keeps its own, which this must not contradict",
     )
     _limit_options(sim)
-    sim.set_defaults(handler=_simulate)
+    sim.set_defaults(handler=_simulate, unusable_code=UNREADABLE)
 
-    init = commands.add_parser("init", help="initialise a deployment (idempotent)")
+    init = _command(
+        commands,
+        "init",
+        "initialise a deployment (idempotent)",
+        "Creates the deployment's streams and consumer groups and loads the Redis Functions; "
+        "run it once, and again after each upgrade. It never changes the partition count or "
+        "the limits of an initialised deployment, and touches only keys named mes:*.",
+    )
     _redis_option(init)
     init.add_argument(
         "--partitions", type=positive, metavar="N",
         help="partitions of a new deployment (default 16); an existing one keeps its own",
     )  # fmt: skip
     _limit_options(init)
-    init.set_defaults(handler=_init)
+    init.set_defaults(handler=_init, command="init")
 
-    worker = commands.add_parser("worker", help="run reducer workers on leased partitions")
+    worker = _command(
+        commands,
+        "worker",
+        "run reducer workers on leased partitions",
+        "Takes a fair share of the partitions through leases and folds their logs until "
+        "SIGINT or SIGTERM, then finishes its batch, releases its leases and exits 0. Waits "
+        "for a Redis that cannot be reached yet; needs `monitor-es init` first.",
+    )
     _redis_option(worker)
-    worker.add_argument("--lease-ttl-ms", type=int, default=10_000)
-    worker.add_argument("--batch", type=int, default=500)
-    worker.set_defaults(handler=_worker)
+    worker.add_argument(
+        "--lease-ttl-ms", type=at_least(MIN_LEASE_TTL_MS), default=10_000, metavar="MS",
+        help="lease time-to-live: a dead worker's partitions move after this long "
+        f"(default 10000, at least {MIN_LEASE_TTL_MS})",
+    )  # fmt: skip
+    worker.add_argument(
+        "--batch", type=positive, default=500, metavar="N",
+        help="log entries read and committed at once per partition (default 500)",
+    )  # fmt: skip
+    worker.set_defaults(handler=_worker, command="worker")
 
-    pulse = commands.add_parser("pulse", help="run the clock pulser (one active at a time)")
+    pulse = _command(
+        commands,
+        "pulse",
+        "run the clock pulser (one active at a time)",
+        "Appends a clock pulse to every partition every --interval seconds so quiet "
+        "partitions keep ticking; one pulser is active at a time (lease), others stand by. "
+        "Stops on SIGINT or SIGTERM, releasing its lease, and exits 0.",
+    )
     _redis_option(pulse)
-    pulse.add_argument("--interval", type=float, default=5.0, help="seconds between pulses")
+    _interval_option(pulse)
     pulse.add_argument(
         "--system-incidents", action="store_true", help="run the system-incident aggregator"
     )
-    pulse.set_defaults(handler=_pulse)
+    pulse.set_defaults(handler=_pulse, command="pulse")
 
-    run = commands.add_parser("run", help="everything in one process (embedded Redis by default)")
-    _redis_option(run)
+    run = _command(
+        commands,
+        "run",
+        "everything in one process (embedded Redis by default)",
+        "Initialises the deployment if needed, then runs a worker, the pulser and a console "
+        "tail of the derived events in one process until SIGINT or SIGTERM (exit 0). Without "
+        "a Redis URL it uses an embedded in-process Redis whose data ends with the process.",
+    )
+    _redis_option(run, embedded=True)
     _limit_options(run)
     run.add_argument(
         "--partitions", type=positive, metavar="N",
         help="partitions of a new deployment (default 16); an existing one keeps its own",
     )  # fmt: skip
-    run.add_argument("--interval", type=float, default=5.0, help="seconds between pulses")
+    _interval_option(run)
     run.add_argument(
         "--demo",
         action="store_true",
         help="feed a demo job that runs every minute, then stops (watch it go missed)",
     )
-    run.set_defaults(handler=_run)
+    run.set_defaults(handler=_run, command="run")
     return parser
 
 
-def _redis_option(parser: argparse.ArgumentParser) -> None:
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    return commands.add_parser(name, help=summary, description=description)
+
+
+def _redis_option(parser: argparse.ArgumentParser, *, embedded: bool = False) -> None:
+    # argparse checks a string default with `type` too, so a bad $MONITOR_ES_REDIS_URL is
+    # reported like a bad option.
+    otherwise = ", else an embedded in-process Redis" if embedded else "; required"
     parser.add_argument(
         "--redis-url",
-        default=os.environ.get("MONITOR_ES_REDIS_URL"),
-        help="redis://host:port or redis+cluster://host:port (default: $MONITOR_ES_REDIS_URL,"
-        " else an embedded in-process Redis)",
+        type=redis_url,
+        default=os.environ.get(URL_ENV),
+        help=f"redis://host:port or redis+cluster://host:port (default: ${URL_ENV}{otherwise})",
     )
+
+
+def _require_url(args: argparse.Namespace) -> None:
+    """The embedded Redis ends with its process: init, worker and pulse need a real one."""
+    if args.redis_url is None:
+        raise NoRedis(
+            f"{args.command} needs a Redis: give --redis-url or set ${URL_ENV} (only `run` "
+            "can use an embedded in-process Redis, which ends with the process)"
+        )
+
+
+class NoRedis(Exception):
+    """A command that needs a shared Redis was given none."""
+
+
+def _interval_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--interval", type=seconds, default=5.0, metavar="SECONDS",
+        help=f"seconds between pulses (default 5, at least {MIN_INTERVAL_S})",
+    )  # fmt: skip
+
+
+def redis_url(text: str) -> str:
+    """An argparse type: a URL redis-py can use (a bad one is a usage error)."""
+    try:
+        return check_url(text)
+    except InvalidRedisURL as exc:
+        source = " (it is $MONITOR_ES_REDIS_URL)" if text == os.environ.get(URL_ENV) else ""
+        raise argparse.ArgumentTypeError(f"{exc}{source}") from None
 
 
 # Option -> Limits field. Unset options are None, so an existing deployment's stored limits
@@ -153,10 +381,37 @@ def _limit_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+# Shorter leases or pulse intervals would spend the process on renewing them.
+MIN_LEASE_TTL_MS = 100
+MIN_INTERVAL_S = 0.1
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than ``minimum``."""
+
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return whole_number
+
+
+positive = at_least(1)
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, at least MIN_INTERVAL_S."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < MIN_INTERVAL_S:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_INTERVAL_S} s, got {text}")
     return value
 
 
@@ -179,36 +434,28 @@ def _simulate(args: argparse.Namespace) -> int:
         source = sys.stdin.buffer if str(args.file) == "-" else args.file.open("rb")
     except OSError as exc:
         print(f"monitor-es: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return UNREADABLE
     with source, ExitStack() as stack:
         spool = EventSpool(stack.enter_context(TemporaryFile())) if args.json else None
         report = Report(line_of, spool)
         try:
             environments = _fold_scenario(args, source, report)
+        except (ConnectionError, TimeoutError):  # builtin OSErrors of a Redis connection
+            raise
         except OSError as exc:  # the file went away or failed while it was read
             print(f"monitor-es: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-            return 2
+            return UNREADABLE
         except ReducerFailed as exc:
             print(f"monitor-es: {args.file}: {exc} (a bug in monitor-es)", file=sys.stderr)
-            return 1
-        except RedisError as exc:
-            print(f"monitor-es: Redis at {args.redis_url}: {exc}", file=sys.stderr)
-            return 2
-        except DeploymentMismatch as exc:
-            print(f"monitor-es: Redis at {safe_url(args.redis_url)}: {exc}", file=sys.stderr)
-            return 2
-        try:
+            return FAILED
+        # Redis errors and refusals go to main, which names them (exit 2 for simulate).
+        with _output():
             if args.json:
                 report.write_json(sys.stdout.buffer, environments)
-                sys.stdout.buffer.flush()
             else:
                 print_summary(report, environments)
-                sys.stdout.flush()
-        except BrokenPipeError:  # `monitor-es simulate ... | head`: the reader left
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 1
     # Rejected lines are results (the document lists them), not a failure of the command.
-    return 0
+    return OK
 
 
 def _fold_scenario(
@@ -220,6 +467,7 @@ def _fold_scenario(
         # annotation predates that).
         lines = cast("Iterable[str]", source)
         client = connect(args.redis_url)
+        _refuse_a_deployment_in_use(client, args)
         run = simulate_on_redis(client, lines, args.partitions, requested_limits(args))
         for bad in run.invalid:
             report.add_invalid(bad.line, bad.message)
@@ -235,37 +483,56 @@ def _fold_scenario(
     return partition.all_environments()
 
 
-def _init(args: argparse.Namespace) -> int:
-    deployment = _initialised(connect(args.redis_url), args)
+class InUse(Exception):
+    """simulate --redis-url was pointed at a deployment that holds entries or runs workers."""
+
+
+def _refuse_a_deployment_in_use(client: Client, args: argparse.Namespace) -> None:
+    """simulate --redis-url appends the scenario and folds it itself: only onto empty logs.
+
+    On a deployment in use it would put test events into real logs (and race its workers).
+    Settings that contradict the deployment's are reported first, as init reports them.
+    """
+    deployment = load_deployment(client)
     if deployment is None:
-        return 1
+        return
+    check_request(deployment, args.partitions, requested_limits(args))
+    pipe = client.pipeline(transaction=False)
+    for partition in range(deployment.partitions):
+        pk = keys.partition_keys(partition)
+        pipe.xlen(pk.log)
+        pipe.exists(pk.lease)
+    replies = pipe.execute()
+    entries, leased = sum(replies[0::2]), sum(replies[1::2])
+    if entries or leased or client.exists(keys.PULSER_LEASE):
+        raise InUse(
+            f"the deployment there is in use ({entries} log entries, {leased} partitions "
+            "leased by workers): simulate --redis-url appends the scenario to the logs, so it "
+            "needs a database of its own; use an empty one (redis://host:port/N)"
+        )
+
+
+def _init(args: argparse.Namespace) -> int:
+    _require_url(args)
+    deployment = _initialised(connect(args.redis_url), args)
     limits = deployment.limits
-    print(
-        f"deployment ready: {deployment.partitions} partitions; limits: "
-        f"{limits.max_monitors_per_project} monitors per project, "
-        f"{limits.max_environments_per_monitor} environments per monitor, "
-        f"{limits.checkins_per_minute} check-ins per environment and minute"
-    )
-    return 0
+    with _output():
+        print(
+            f"deployment ready: {deployment.partitions} partitions; limits: "
+            f"{limits.max_monitors_per_project} monitors per project, "
+            f"{limits.max_environments_per_monitor} environments per monitor, "
+            f"{limits.checkins_per_minute} check-ins per environment and minute"
+        )
+    return OK
 
 
-def _initialised(client: Client, args: argparse.Namespace) -> Deployment | None:
+def _initialised(client: Client, args: argparse.Namespace) -> Deployment:
     """Initialises the deployment (or checks and refreshes it) as the command line asks.
 
-    Without --partitions an existing deployment keeps its count. Prints why and returns
-    None if the settings contradict the deployment's or Redis cannot be reached.
+    Without --partitions an existing deployment keeps its count. Raises (for main to report)
+    if the settings contradict the deployment's or Redis cannot be used.
     """
-    try:
-        return ensure_deployment(
-            client, args.partitions, requested_limits(args), default_partitions=16
-        )
-    except DeploymentMismatch as exc:
-        print(f"monitor-es: {exc}", file=sys.stderr)
-    except UNAVAILABLE as exc:
-        print(
-            f"monitor-es: cannot reach Redis at {safe_url(args.redis_url)}: {exc}", file=sys.stderr
-        )
-    return None
+    return ensure_deployment(client, args.partitions, requested_limits(args), default_partitions=16)
 
 
 def _stop_on_signals() -> threading.Event:
@@ -283,22 +550,25 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def _deployment(client: Client, url: str | None, stop: threading.Event) -> Deployment | None:
-    """The deployment's settings, once Redis answers; None if not initialised or stopped first.
+def _deployment(url: str | None, stop: threading.Event) -> tuple[Client, Deployment] | None:
+    """A client and the deployment's settings, once Redis answers; None if not initialised
+    or stopped first.
 
     A long-running process started before Redis (or while it restarts) waits for it rather
-    than crash-looping under its supervisor.
+    than crash-looping under its supervisor. A cluster client connects as it is made.
     """
     wait: float | None = None
     while not stop.is_set():
         try:
+            client = connect(url)
             deployment = load_deployment(client)
             if deployment is not None:
                 require_functions(client)
-        except LibraryOutdated as exc:
-            print(f"monitor-es: {exc}", file=sys.stderr)
-            return None
-        except UNAVAILABLE as exc:
+        except AuthenticationError:
+            raise  # Redis answers: waiting will not fix the URL's credentials
+        except _WAIT_ON as exc:
+            if _not_a_cluster(exc):
+                raise
             wait = backoff(wait, CONNECT_RETRY_MAX_S)
             log.warning(
                 "cannot reach Redis at %s (%s); retrying in %.1fs", safe_url(url), exc, wait
@@ -310,17 +580,18 @@ def _deployment(client: Client, url: str | None, stop: threading.Event) -> Deplo
             return None
         if wait is not None:
             log.info("connected to Redis at %s", safe_url(url))
-        return deployment
+        return client, deployment
     return None
 
 
 def _worker(args: argparse.Namespace) -> int:
+    _require_url(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     stop = _stop_on_signals()
-    client = connect(args.redis_url)
-    deployment = _deployment(client, args.redis_url, stop)
-    if deployment is None:
-        return 0 if stop.is_set() else 1
+    found = _deployment(args.redis_url, stop)
+    if found is None:
+        return OK if stop.is_set() else FAILED
+    client, deployment = found
     process = WorkerProcess(
         client,
         deployment.partitions,
@@ -329,16 +600,17 @@ def _worker(args: argparse.Namespace) -> int:
         batch=args.batch,
     )
     process.run(stop)
-    return 0
+    return OK
 
 
 def _pulse(args: argparse.Namespace) -> int:
+    _require_url(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     stop = _stop_on_signals()
-    client = connect(args.redis_url)
-    deployment = _deployment(client, args.redis_url, stop)
-    if deployment is None:
-        return 0 if stop.is_set() else 1
+    found = _deployment(args.redis_url, stop)
+    if found is None:
+        return OK if stop.is_set() else FAILED
+    client, deployment = found
     pulser = Pulser(
         client,
         deployment.partitions,
@@ -346,30 +618,52 @@ def _pulse(args: argparse.Namespace) -> int:
         system_incidents=args.system_incidents,
     )
     pulser.run(stop)
-    return 0
+    return OK
 
 
 def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     client = connect(args.redis_url)
-    where = args.redis_url or "an embedded in-process Redis"
+    where = safe_url(args.redis_url) if args.redis_url else "an embedded in-process Redis"
     deployment = _initialised(client, args)
-    if deployment is None:
-        return 1
     partitions = deployment.partitions
     stop = _stop_on_signals()
     pulser = Pulser(client, partitions, interval_s=args.interval)
-    threading.Thread(target=pulser.run, args=(stop,), name="pulser", daemon=True).start()
-    threading.Thread(
-        target=follow, args=(client, partitions, stop), name="tail", daemon=True
-    ).start()
+    helpers = [threading.Thread(target=pulser.run, args=(stop,), name="pulser", daemon=True)]
+    helpers.append(_retrying("tail", lambda: follow(client, partitions, stop), stop))
     if args.demo:
-        threading.Thread(
-            target=run_demo, args=(Producer(client, partitions), stop), name="demo", daemon=True
-        ).start()
-    print(f"monitor-es running on {where} with {partitions} partitions; Ctrl-C stops it")
+        producer = Producer(client, partitions)
+        helpers.append(_retrying("demo", lambda: run_demo(producer, stop), stop, again=False))
+    for thread in helpers:
+        thread.start()
+    with _output():
+        print(f"monitor-es running on {where} with {partitions} partitions; Ctrl-C stops it")
     WorkerProcess(client, partitions, limits=deployment.limits).run(stop)
-    return 0
+    # The pulser releases its lease as it stops; a daemon thread would be cut short at exit.
+    helpers[0].join(timeout=5)
+    return OK
+
+
+def _retrying(
+    name: str, target: Callable[[], None], stop: threading.Event, *, again: bool = True
+) -> threading.Thread:
+    """A daemon thread running ``target``, started again (if ``again``) after a Redis error."""
+
+    def loop() -> None:
+        wait: float | None = None
+        while not stop.is_set():
+            try:
+                target()
+                return
+            except REDIS_ERRORS as exc:
+                if not again:
+                    log.warning("%s: stopped (%s)", name, exc)
+                    return
+                wait = backoff(wait, CONNECT_RETRY_MAX_S)
+                log.warning("%s: Redis failed (%s); again in %.1fs", name, exc, wait)
+                stop.wait(wait)
+
+    return threading.Thread(target=loop, name=name, daemon=True)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 import threading
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import fakeredis
 from redis import Redis
 from redis.cluster import RedisCluster
+from redis.connection import URL_QUERY_ARGUMENT_PARSERS, Connection, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -30,6 +33,7 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, *UNAVAILABLE)
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+URL_FORMS = "redis://[USER:PASSWORD@]HOST:PORT[/DB], rediss://..., unix:///PATH or redis+cluster://HOST:PORT"
 # The embedded server speaks Redis 7.0, the oldest version monitor-es supports.
 EMBEDDED_VERSION = (7, 0)
 
@@ -59,16 +63,64 @@ def embedded_server() -> fakeredis.FakeServer:
         return _embedded_server
 
 
+class InvalidRedisURL(ValueError):
+    """A Redis URL that redis-py would refuse, or read otherwise than it says."""
+
+
+def check_url(url: str) -> str:
+    """Return ``url`` if a client can be made of it; raise ``InvalidRedisURL`` saying why.
+
+    It connects to nothing. redis-py alone would accept some mistakes silently (a database
+    that is not a number selects database 0) or only fail at the first command.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in {"redis", "rediss", "unix", *CLUSTER_SCHEMES}:
+        raise InvalidRedisURL(f"not a Redis URL: {safe_url(url)!r} (expected {URL_FORMS})")
+    plain = f"{CLUSTER_SCHEMES.get(scheme, scheme)}://{rest}"
+    try:
+        options: dict[str, Any] = parse_url(plain)  # type: ignore[no-untyped-call]
+        parts = urlsplit(plain)
+        parts.port  # noqa: B018 - parse_url reads the port only when there is a host
+    except ValueError as exc:
+        raise InvalidRedisURL(f"bad Redis URL {safe_url(url)!r}: {exc}") from None
+    database = parts.path.strip("/")
+    if scheme != "unix" and database and not database.isdigit():
+        raise InvalidRedisURL(
+            f"bad Redis URL {safe_url(url)!r}: the database after the last / must be a number"
+        )
+    known = _options(options.get("connection_class", Connection))
+    if scheme in CLUSTER_SCHEMES:
+        known |= _options(RedisCluster)
+    unknown = sorted(set(parse_qs(parts.query)) - known)
+    if unknown:
+        raise InvalidRedisURL(
+            f"bad Redis URL {safe_url(url)!r}: unknown parameter {', '.join(unknown)}"
+        )
+    return url
+
+
+def _options(client_class: type) -> set[str]:
+    """The keyword arguments ``client_class`` (and its bases) accept: URL query parameters."""
+    names = set(URL_QUERY_ARGUMENT_PARSERS)
+    for cls in client_class.__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            names.update(inspect.signature(init).parameters)
+    return names - {"self", "args", "kwargs"}
+
+
 def connect(url: str | None, *, cluster: bool = False) -> Client:
-    """Return a client for ``url``: None embeds fakeredis, ``redis+cluster://`` is a cluster."""
+    """Return a client for ``url``: None embeds fakeredis, ``redis+cluster://`` is a cluster.
+
+    A malformed URL raises ``InvalidRedisURL``; nothing is connected before the first command.
+    """
     # decode_responses stays False everywhere: payloads and state blobs are binary.
     if url is None:
         # No URL: `monitor-es run` works with no server at all. One FakeServer per process, so
         # every part of it sees the same data; other processes cannot see it.
         return fakeredis.FakeRedis(server=embedded_server(), version=EMBEDDED_VERSION)
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise ValueError(f"not a Redis URL: {url!r}")
+    check_url(url)
+    scheme, _, rest = url.partition("://")
     if scheme in CLUSTER_SCHEMES:
         # A plain redis:// URL cannot say "cluster", and the two clients route differently,
         # so the scheme (or cluster=True) chooses the client class.
@@ -85,11 +137,16 @@ def safe_url(url: str | None) -> str:
     if url is None:
         return "the embedded in-process Redis"
     parts = urlsplit(url)
-    if parts.password is None:
+    # redis-py also takes the password as a query parameter (`?password=...`).
+    query = re.sub(r"(^|&)password=[^&]*", r"\1password=***", parts.query)
+    if parts.password is None and query == parts.query:
         return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))
+    parts = parts._replace(query=query)
+    if parts.password is not None:
+        netloc = parts.netloc.rpartition("@")[2]
+        user = f"{parts.username}:***@" if parts.username else ":***@"
+        parts = parts._replace(netloc=user + netloc)
+    return urlunsplit(parts)
 
 
 def as_bytes(value: bytes | str | int | float) -> bytes:

@@ -9,7 +9,7 @@ from redis.exceptions import ResponseError
 
 from monitor_es.domain.partition import Limits
 from monitor_es.store import keys
-from monitor_es.store.connection import Client, bytes_map
+from monitor_es.store.connection import Client, as_text, bytes_map
 from monitor_es.store.functions import load_functions
 
 SCHEMA_VERSION = 1
@@ -31,6 +31,29 @@ class NotInitialised(Exception):
 
 class DeploymentMismatch(Exception):
     """The deployment was initialised with settings that this call would contradict."""
+
+
+class ForeignData(Exception):
+    """A key monitor-es uses holds something monitor-es did not write there."""
+
+
+def _foreign(key: str, what: str) -> ForeignData:
+    return ForeignData(
+        f"key {key} holds {what}, not monitor-es data: this database is used by something "
+        "else; point --redis-url at another database (redis://host:port/N) or delete the key"
+    )
+
+
+def _wrong_type(exc: Exception) -> bool:
+    return isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE")
+
+
+def _number(stored: dict[bytes, bytes], field: str) -> int:
+    value = stored[field.encode()]
+    try:
+        return int(value)
+    except ValueError:
+        raise _foreign(keys.DEPLOYMENT, f"{field} = {value!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +78,7 @@ def init_deployment(
     asked = dict(limits or {})
     wanted = replace(Limits(), **asked)  # TypeError on an unknown name: a caller's bug
     # HSETNX: the first init decides; a concurrent init with another N then fails the check.
+    _read(client)  # a key of another kind here: ForeignData before anything is written
     client.hsetnx(keys.DEPLOYMENT, _PARTITIONS, partitions)
     client.hsetnx(keys.DEPLOYMENT, _SCHEMA, SCHEMA_VERSION)
     # A deployment initialised before limits were stored gets them from its next init.
@@ -93,9 +117,11 @@ def load_deployment(client: Client) -> Deployment | None:
     stored = _read(client)
     if stored.get(_CREATED.encode()) is None:
         return None
+    if _PARTITIONS.encode() not in stored or _SCHEMA.encode() not in stored:
+        raise _foreign(keys.DEPLOYMENT, "a hash without partitions or schema_version")
     return Deployment(
-        partitions=int(stored[_PARTITIONS.encode()]),
-        schema_version=int(stored[_SCHEMA.encode()]),
+        partitions=_number(stored, _PARTITIONS),
+        schema_version=_number(stored, _SCHEMA),
         limits=_limits(stored),
     )
 
@@ -117,9 +143,9 @@ def _check_limits(stored: Limits, asked: Mapping[str, int]) -> None:
 def _limits(stored: dict[bytes, bytes]) -> Limits:
     # Missing fields (a deployment not initialised again since limits were stored): defaults.
     found = {
-        name: int(stored[key])
+        name: _number(stored, _LIMIT_PREFIX + name)
         for name in LIMIT_NAMES
-        if (key := (_LIMIT_PREFIX + name).encode()) in stored
+        if (_LIMIT_PREFIX + name).encode() in stored
     }
     return replace(Limits(), **found)
 
@@ -133,17 +159,36 @@ def require_deployment(client: Client) -> Deployment:
 
 
 def _read(client: Client) -> dict[bytes, bytes]:
-    return bytes_map(client.hgetall(keys.DEPLOYMENT))
+    try:
+        return bytes_map(client.hgetall(keys.DEPLOYMENT))
+    except ResponseError as exc:
+        if not _wrong_type(exc):
+            raise
+        kind = as_text(client.type(keys.DEPLOYMENT))
+        raise _foreign(keys.DEPLOYMENT, f"a {kind}") from None
 
 
-def _check(stored: dict[bytes, bytes], partitions: int) -> None:
-    existing = int(stored[_PARTITIONS.encode()])
+def check_request(
+    deployment: Deployment, partitions: int | None, limits: Mapping[str, int]
+) -> None:
+    """Raises DeploymentMismatch, as init would, if the settings asked contradict the
+    deployment's; it writes nothing (init also reloads the Functions)."""
+    if partitions is not None:
+        _check_partitions(deployment.partitions, partitions)
+    _check_limits(deployment.limits, limits)
+
+
+def _check_partitions(existing: int, partitions: int) -> None:
     if existing != partitions:
         raise DeploymentMismatch(
             f"deployment is initialised with {existing} partitions; refusing to change to "
             f"{partitions} (re-partitioning is a replay migration)"
         )
-    schema = int(stored[_SCHEMA.encode()])
+
+
+def _check(stored: dict[bytes, bytes], partitions: int) -> None:
+    _check_partitions(_number(stored, _PARTITIONS), partitions)
+    schema = _number(stored, _SCHEMA)
     if schema != SCHEMA_VERSION:
         raise DeploymentMismatch(
             f"deployment has schema version {schema}; this monitor-es writes {SCHEMA_VERSION}"
@@ -153,12 +198,16 @@ def _check(stored: dict[bytes, bytes], partitions: int) -> None:
 def _create_streams(client: Client, partitions: int) -> None:
     # One non-transactional pipeline: the client splits it per node on a cluster.
     pipe = client.pipeline(transaction=False)
+    stream_keys: list[str] = []
     for p in range(partitions):
         pk = keys.partition_keys(p)
         pipe.xgroup_create(pk.log, keys.REDUCER_GROUP, id="0", mkstream=True)
         pipe.xgroup_create(pk.out, _INIT_GROUP, id="$", mkstream=True)
         pipe.xgroup_destroy(pk.out, _INIT_GROUP)
-    for result in pipe.execute(raise_on_error=False):
+        stream_keys += [pk.log, pk.out, pk.out]
+    for key, result in zip(stream_keys, pipe.execute(raise_on_error=False), strict=True):
+        if _wrong_type(result):
+            raise _foreign(key, f"a {as_text(client.type(key))}")
         # BUSYGROUP means an earlier init created the group already: that is the idempotent path.
         if isinstance(result, ResponseError) and not str(result).startswith("BUSYGROUP"):
             raise result

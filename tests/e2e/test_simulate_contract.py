@@ -658,7 +658,7 @@ def test_an_unreachable_redis_exits_2_with_a_message() -> None:
     path = SCENARIOS / "contract_inputs.jsonl"
     done = run_cli("simulate", str(path), "--redis-url", "redis://127.0.0.1:1")
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr.startswith("monitor-es: Redis at redis://127.0.0.1:1: ")
+    assert done.stderr.startswith("monitor-es: cannot reach Redis at redis://127.0.0.1:1: ")
     assert "Traceback" not in done.stderr
 
 
