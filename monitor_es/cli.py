@@ -4,56 +4,62 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from tempfile import TemporaryFile
 from types import FrameType
 from typing import cast
 
-from redis.exceptions import (
-    AuthenticationError,
-    NoPermissionError,
-    OutOfMemoryError,
-    ReadOnlyError,
-    RedisClusterException,
-    RedisError,
-    ResponseError,
-)
+from redis.exceptions import AuthenticationError, RedisClusterException
 
-from monitor_es.domain.partition import Limits, Partition
+from monitor_es.cli_errors import (
+    FAILED,
+    INTERRUPTED,
+    OK,
+    TRACEBACK_ENV,
+    UNREADABLE,
+    InUse,
+    NoRedis,
+    drop_stdout,
+    failure,
+    flush_stdout,
+    not_a_cluster,
+    output,
+)
+from monitor_es.cli_options import (
+    MIN_LEASE_TTL_MS,
+    URL_ENV,
+    at_least,
+    interval_option,
+    limit_options,
+    limits_from,
+    positive,
+    redis_option,
+    redis_url,
+    requested_limits,
+)
+from monitor_es.domain.partition import Partition
 from monitor_es.domain.state import Environment
 from monitor_es.producer import Producer
 from monitor_es.redis_simulate import simulate_on_redis
 from monitor_es.replay import ReducerFailed, fold_scenario
 from monitor_es.scenario import InvalidLine, line_of
 from monitor_es.store import keys
-from monitor_es.store.connection import (
-    REDIS_ERRORS,
-    UNAVAILABLE,
-    Client,
-    InvalidRedisURL,
-    check_url,
-    connect,
-    safe_url,
-)
+from monitor_es.store.connection import REDIS_ERRORS, UNAVAILABLE, Client, connect, safe_url
 from monitor_es.store.deployment import (
     Deployment,
-    DeploymentMismatch,
-    ForeignData,
     check_request,
     ensure_deployment,
     load_deployment,
 )
-from monitor_es.store.functions import LibraryOutdated, require_functions
+from monitor_es.store.functions import require_functions
 from monitor_es.workers.demo import run_demo
 from monitor_es.workers.pulser import Pulser
 from monitor_es.workers.rounds import backoff
@@ -63,20 +69,10 @@ from projections.report import EventSpool, Report
 from projections.summary import print_summary
 
 log = logging.getLogger("monitor_es.cli")
-URL_ENV = "MONITOR_ES_REDIS_URL"
 # What `worker` and `pulse` wait out at start: Redis down, or no cluster node answering yet.
 _WAIT_ON: tuple[type[Exception], ...] = (RedisClusterException, *UNAVAILABLE)
 # While Redis is unreachable at start, `worker` and `pulse` try again at most this often.
 CONNECT_RETRY_MAX_S = 5.0
-
-
-# Exit codes. A usage error exits 2 too (argparse).
-OK = 0
-FAILED = 1  # a bug; for init, run, worker and pulse also any reason they cannot go on
-UNREADABLE = 2  # simulate: the file, the output or Redis cannot be used
-INTERRUPTED = 130  # 128 + SIGINT, as shells report it
-# Set to see the traceback of an unexpected error (a bug) rather than its one-line summary.
-TRACEBACK_ENV = "MONITOR_ES_TRACEBACK"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,100 +85,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         result = handler(args)
-        _flush_stdout()  # a write error shows here, not as a warning at interpreter exit
+        flush_stdout()  # a write error shows here, not as a warning at interpreter exit
     except KeyboardInterrupt:  # Ctrl-C where no handler stops cleanly (simulate, start-up)
         print("monitor-es: interrupted", file=sys.stderr)
         return INTERRUPTED
     except BrokenPipeError:  # `monitor-es ... | head`: the reader left; that is not an error
-        _drop_stdout()
+        drop_stdout()
         return OK
     except Exception as exc:
-        message, code = _failure(exc, args)
+        message, code = failure(exc, args)
         if os.environ.get(TRACEBACK_ENV):
             traceback.print_exc()
         print(f"monitor-es: {message}", file=sys.stderr)
         return code
     return result
-
-
-def _failure(exc: Exception, args: argparse.Namespace) -> tuple[str, int]:
-    """The one-line message and exit code for an exception that ends a command."""
-    unusable: int = args.unusable_code
-    if isinstance(exc, OutputFailed):
-        return f"cannot write the output: {exc}", unusable
-    if isinstance(exc, (DeploymentMismatch, ForeignData, LibraryOutdated, InvalidRedisURL)):
-        return str(exc), unusable
-    if isinstance(exc, NoRedis):
-        return str(exc), 2  # a usage error
-    if isinstance(exc, InUse):
-        return f"Redis at {safe_url(args.redis_url)}: {exc}", unusable
-    if isinstance(exc, (RedisError, RedisClusterException, *UNAVAILABLE)):
-        return redis_problem(exc, args.redis_url), unusable
-    if isinstance(exc, OSError):
-        return str(exc), unusable
-    where = f"; {TRACEBACK_ENV}=1 shows where" if not os.environ.get(TRACEBACK_ENV) else ""
-    return f"unexpected {type(exc).__name__}: {exc} (a bug in monitor-es{where})", FAILED
-
-
-def redis_problem(exc: Exception, url: str | None) -> str:
-    """What went wrong with Redis, and what to do about it, in one line."""
-    at = f"Redis at {safe_url(url)}"
-    if isinstance(exc, AuthenticationError):
-        if url is not None and "@" not in url and "password=" not in url:
-            return f"{at} requires a password; put it in the URL: redis://[USER]:PASSWORD@HOST:PORT"
-        return f"{at} refused the user name or password in the URL ({exc})"
-    if isinstance(exc, NoPermissionError):
-        return (
-            f"{at}: the ACL user may not do what monitor-es needs ({exc}); grant it every "
-            "command on the keys mes:* (ACL SETUSER USER ~mes:* +@all)"
-        )
-    if isinstance(exc, OutOfMemoryError):
-        return (
-            f"{at} is out of memory and refuses writes ({exc}); free memory or raise "
-            "maxmemory, then try again"
-        )
-    if isinstance(exc, ReadOnlyError):
-        return f"{at} is a read-only replica; point --redis-url at the primary"
-    if isinstance(exc, ResponseError) and str(exc).startswith("MOVED"):
-        return f"{at} is a cluster node; use a redis+cluster:// URL"
-    if _not_a_cluster(exc):
-        return f"{at} is not a cluster; use a redis:// URL"
-    if isinstance(exc, (RedisClusterException, *UNAVAILABLE)):
-        return f"cannot reach {at}: {exc}"
-    return f"{at}: {exc}"
-
-
-def _not_a_cluster(exc: Exception) -> bool:
-    return isinstance(exc, RedisClusterException) and "not enabled" in str(exc)
-
-
-class OutputFailed(Exception):
-    """Standard output cannot be written (a full disk, a closed descriptor)."""
-
-
-@contextmanager
-def _output() -> Iterator[None]:
-    """Reports a failed write to standard output as OutputFailed (a left reader is not one)."""
-    try:
-        if sys.stdout is None:
-            raise OutputFailed("standard output is closed")
-        yield
-        sys.stdout.flush()
-    except BrokenPipeError:
-        raise
-    except OSError as exc:
-        raise OutputFailed(exc.strerror or str(exc)) from None
-
-
-def _flush_stdout() -> None:
-    with _output():
-        pass
-
-
-def _drop_stdout() -> None:
-    """Points standard output at /dev/null so the exit-time flush does not fail again."""
-    if sys.stdout is not None:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _version() -> str:
@@ -228,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
         help="partitions for an empty database (default 1); an "
         "initialised one keeps its own, which this must not contradict",
     )
-    _limit_options(sim)
+    limit_options(sim)
     sim.set_defaults(handler=_simulate, unusable_code=UNREADABLE)
 
     init = _command(
@@ -239,12 +155,12 @@ def _parser() -> argparse.ArgumentParser:
         "run it once, and again after each upgrade. It never changes the partition count or "
         "the limits of an initialised deployment, and touches only keys named mes:*.",
     )
-    _redis_option(init)
+    redis_option(init)
     init.add_argument(
         "--partitions", type=positive, metavar="N",
         help="partitions of a new deployment (default 16); an existing one keeps its own",
     )  # fmt: skip
-    _limit_options(init)
+    limit_options(init)
     init.set_defaults(handler=_init, command="init")
 
     worker = _command(
@@ -255,7 +171,7 @@ def _parser() -> argparse.ArgumentParser:
         "SIGINT or SIGTERM, then finishes its batch, releases its leases and exits 0. Waits "
         "for a Redis that cannot be reached yet; needs `monitor-es init` first.",
     )
-    _redis_option(worker)
+    redis_option(worker)
     worker.add_argument(
         "--lease-ttl-ms", type=at_least(MIN_LEASE_TTL_MS), default=10_000, metavar="MS",
         help="lease time-to-live: a dead worker's partitions move after this long "
@@ -275,8 +191,8 @@ def _parser() -> argparse.ArgumentParser:
         "partitions keep ticking; one pulser is active at a time (lease), others stand by. "
         "Stops on SIGINT or SIGTERM, releasing its lease, and exits 0.",
     )
-    _redis_option(pulse)
-    _interval_option(pulse)
+    redis_option(pulse)
+    interval_option(pulse)
     pulse.add_argument(
         "--system-incidents", action="store_true", help="run the system-incident aggregator"
     )
@@ -290,13 +206,13 @@ def _parser() -> argparse.ArgumentParser:
         "tail of the derived events in one process until SIGINT or SIGTERM (exit 0). Without "
         "a Redis URL it uses an embedded in-process Redis whose data ends with the process.",
     )
-    _redis_option(run, embedded=True)
-    _limit_options(run)
+    redis_option(run, embedded=True)
+    limit_options(run)
     run.add_argument(
         "--partitions", type=positive, metavar="N",
         help="partitions of a new deployment (default 16); an existing one keeps its own",
     )  # fmt: skip
-    _interval_option(run)
+    interval_option(run)
     run.add_argument(
         "--demo",
         action="store_true",
@@ -315,18 +231,6 @@ def _command(
     return commands.add_parser(name, help=summary, description=description)
 
 
-def _redis_option(parser: argparse.ArgumentParser, *, embedded: bool = False) -> None:
-    # argparse checks a string default with `type` too, so a bad $MONITOR_ES_REDIS_URL is
-    # reported like a bad option.
-    otherwise = ", else an embedded in-process Redis" if embedded else "; required"
-    parser.add_argument(
-        "--redis-url",
-        type=redis_url,
-        default=os.environ.get(URL_ENV),
-        help=f"redis://host:port or redis+cluster://host:port (default: ${URL_ENV}{otherwise})",
-    )
-
-
 def _require_url(args: argparse.Namespace) -> None:
     """The embedded Redis ends with its process: init, worker and pulse need a real one."""
     if args.redis_url is None:
@@ -334,99 +238,6 @@ def _require_url(args: argparse.Namespace) -> None:
             f"{args.command} needs a Redis: give --redis-url or set ${URL_ENV} (only `run` "
             "can use an embedded in-process Redis, which ends with the process)"
         )
-
-
-class NoRedis(Exception):
-    """A command that needs a shared Redis was given none."""
-
-
-def _interval_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--interval", type=seconds, default=5.0, metavar="SECONDS",
-        help=f"seconds between pulses (default 5, at least {MIN_INTERVAL_S})",
-    )  # fmt: skip
-
-
-def redis_url(text: str) -> str:
-    """An argparse type: a URL redis-py can use (a bad one is a usage error)."""
-    try:
-        return check_url(text)
-    except InvalidRedisURL as exc:
-        source = " (it is $MONITOR_ES_REDIS_URL)" if text == os.environ.get(URL_ENV) else ""
-        raise argparse.ArgumentTypeError(f"{exc}{source}") from None
-
-
-# Option -> Limits field. Unset options are None, so an existing deployment's stored limits
-# are only contradicted by what the user actually asked for.
-_LIMIT_OPTIONS = {
-    "max_monitors": "max_monitors_per_project",
-    "max_environments": "max_environments_per_monitor",
-    "rate_limit": "checkins_per_minute",
-}
-
-
-def _limit_options(parser: argparse.ArgumentParser) -> None:
-    defaults = Limits()
-    parser.add_argument(
-        "--max-monitors", type=positive, metavar="N",
-        help=f"monitors per project (default {defaults.max_monitors_per_project})",
-    )  # fmt: skip
-    parser.add_argument(
-        "--max-environments", type=positive, metavar="N",
-        help=f"environments per monitor (default {defaults.max_environments_per_monitor})",
-    )  # fmt: skip
-    parser.add_argument(
-        "--rate-limit", type=positive, metavar="N",
-        help=f"check-ins per environment and minute (default {defaults.checkins_per_minute})",
-    )  # fmt: skip
-
-
-# Shorter leases or pulse intervals would spend the process on renewing them.
-MIN_LEASE_TTL_MS = 100
-MIN_INTERVAL_S = 0.1
-
-
-def at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number no smaller than ``minimum``."""
-
-    def whole_number(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return whole_number
-
-
-positive = at_least(1)
-
-
-def seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds, at least MIN_INTERVAL_S."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not math.isfinite(value) or value < MIN_INTERVAL_S:
-        raise argparse.ArgumentTypeError(f"must be at least {MIN_INTERVAL_S} s, got {text}")
-    return value
-
-
-def requested_limits(args: argparse.Namespace) -> dict[str, int]:
-    """The limits the command line names (by Limits field); the others are not asked for."""
-    return {
-        field: value
-        for option, field in _LIMIT_OPTIONS.items()
-        if (value := getattr(args, option)) is not None
-    }
-
-
-def limits_from(args: argparse.Namespace) -> Limits:
-    """The limits the command line asks for, defaults for the rest (the pure simulate)."""
-    return replace(Limits(), **requested_limits(args))
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -449,7 +260,7 @@ def _simulate(args: argparse.Namespace) -> int:
             print(f"monitor-es: {args.file}: {exc} (a bug in monitor-es)", file=sys.stderr)
             return FAILED
         # Redis errors and refusals go to main, which names them (exit 2 for simulate).
-        with _output():
+        with output():
             if args.json:
                 report.write_json(sys.stdout.buffer, environments)
             else:
@@ -483,10 +294,6 @@ def _fold_scenario(
     return partition.all_environments()
 
 
-class InUse(Exception):
-    """simulate --redis-url was pointed at a deployment that holds entries or runs workers."""
-
-
 def _refuse_a_deployment_in_use(client: Client, args: argparse.Namespace) -> None:
     """simulate --redis-url appends the scenario and folds it itself: only onto empty logs.
 
@@ -516,7 +323,7 @@ def _init(args: argparse.Namespace) -> int:
     _require_url(args)
     deployment = _initialised(connect(args.redis_url), args)
     limits = deployment.limits
-    with _output():
+    with output():
         print(
             f"deployment ready: {deployment.partitions} partitions; limits: "
             f"{limits.max_monitors_per_project} monitors per project, "
@@ -567,7 +374,7 @@ def _deployment(url: str | None, stop: threading.Event) -> tuple[Client, Deploym
         except AuthenticationError:
             raise  # Redis answers: waiting will not fix the URL's credentials
         except _WAIT_ON as exc:
-            if _not_a_cluster(exc):
+            if not_a_cluster(exc):
                 raise
             wait = backoff(wait, CONNECT_RETRY_MAX_S)
             log.warning(
@@ -636,7 +443,7 @@ def _run(args: argparse.Namespace) -> int:
         helpers.append(_retrying("demo", lambda: run_demo(producer, stop), stop, again=False))
     for thread in helpers:
         thread.start()
-    with _output():
+    with output():
         print(f"monitor-es running on {where} with {partitions} partitions; Ctrl-C stops it")
     WorkerProcess(client, partitions, limits=deployment.limits).run(stop)
     # The pulser releases its lease as it stops; a daemon thread would be cut short at exit.
