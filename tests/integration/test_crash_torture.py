@@ -47,13 +47,13 @@ from monitor_es.domain.events import ClockPulsed
 from monitor_es.domain.reducer import LogEntry
 from monitor_es.producer import Producer
 from monitor_es.store import keys
-from monitor_es.store.connection import Client, as_text
+from monitor_es.store.connection import Client, as_text, connect
 from monitor_es.store.deployment import init_deployment
 from monitor_es.store.log import PartitionStore, append, parse_id
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
-PARTITIONS = 4
+PARTITIONS = 4  # read at call time: test_cluster_torture runs with 8
 WORKERS = 3
 TTL_MS = 600  # short leases: a takeover within a second, many of them per run
 GARBAGE = b"\xc1 torture: not msgpack"
@@ -205,10 +205,10 @@ class Crew:
                 proc.wait()
 
 
-def pending(client: Client, partitions: int = PARTITIONS) -> int:
+def pending(client: Client, partitions: int | None = None) -> int:
     """Entries read but not acknowledged, over every partition."""
     total = 0
-    for p in range(partitions):
+    for p in range(PARTITIONS if partitions is None else partitions):
         total += int(client.xpending(keys.partition_keys(p).log, keys.REDUCER_GROUP)["pending"])
     return total
 
@@ -250,7 +250,7 @@ def torture(
     started = time.monotonic()
     rng = random.Random(seed)
     plan = torture_log(seed, slots, chunks)
-    client: Client = redis.Redis.from_url(url)
+    client: Client = connect(url)  # redis+cluster:// makes a cluster client
     init_deployment(client, PARTITIONS)
     crew = Crew(url, logs, rng)
     outcome = Outcome()
@@ -265,7 +265,7 @@ def torture(
                 crew.actions.append(f"redis-server SIGKILL + restart ({pending(client)} pending)")
                 client.close()
                 restart_redis.restart(crash=True)
-                client = redis.Redis.from_url(url)
+                client = connect(url)
                 outcome.restarts += 1
             else:
                 fault(client, crew, rng, outcome)
