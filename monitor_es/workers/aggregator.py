@@ -60,7 +60,16 @@ class Aggregator:
         if slowest is None:
             return []
         stored = self.client.hget(keys.SYSTEM_INCIDENT_STATE, _LAST_TICK)
-        tick = slowest if stored is None else from_ms(int(stored) * 1000) + ONE_MINUTE
+        last_tick = None if stored is None else int(stored)
+        if last_tick is None:
+            # The first tick is the slowest partition's minute, which moves on: store where
+            # the decisions start before broadcasting any, so that an aggregator dying amid
+            # the first broadcast is followed by one deciding that same tick again, not a
+            # later one (which left the first decision in some partitions' logs only, and
+            # the ticks between undecided).
+            last_tick = _epoch(slowest - ONE_MINUTE)
+            writer.hset(keys.SYSTEM_INCIDENT_STATE, {_LAST_TICK: last_tick})
+        tick = from_ms(last_tick * 1000) + ONE_MINUTE
         sent: list[ClockDecided] = []
         while tick <= slowest:
             sent.extend(self._decide(writer, tick))
