@@ -43,6 +43,10 @@ class FencedWriter:
         if mapping:
             self._write(key, key, "hset", [x for kv in mapping.items() for x in kv])
 
+    def hsetnx(self, key: str, field: str, value: EncodableT) -> bool:
+        """Sets a field of an aggregator hash unless it is set; True if this call set it."""
+        return bool(self._write(key, key, "hsetnx", [field, value]))
+
     def hdel_volumes(self, partition: int, fields: Iterable[int]) -> None:
         """Deletes minutes from a partition's volume hash (fenced in the partition's meta)."""
         names: list[EncodableT] = list(fields)

@@ -237,7 +237,8 @@ end
 
 -- A write of the system-incident aggregator, fenced by the pulser token it runs under.
 -- KEYS: the hash holding the fence (a partition's meta, or the target itself), the target
--- (same slot). ARGV: token, op ('xadd' | 'hset' | 'hdel'), then the op's field arguments.
+-- (same slot). ARGV: token, op ('xadd' | 'hset' | 'hsetnx' | 'hdel'), then the op's field
+-- arguments.
 -- A token below the highest one this fence has seen is refused: a paused former
 -- aggregator cannot interleave its writes with its successor's once the successor wrote.
 local function aggregator_write(keys, args)
@@ -258,6 +259,9 @@ local function aggregator_write(keys, args)
   elseif op == 'hset' then
     if #fields % 2 ~= 0 then error('ERR hset needs field/value pairs') end
     result = redis.call('HSET', keys[2], unpack(fields))
+  elseif op == 'hsetnx' then
+    if #fields ~= 2 then error('ERR hsetnx needs one field and value') end
+    result = redis.call('HSETNX', keys[2], fields[1], fields[2])
   elseif op == 'hdel' then
     result = redis.call('HDEL', keys[2], unpack(fields))
   else
@@ -272,5 +276,7 @@ redis.register_function('mes_fail_v1', fail)
 redis.register_function('mes_lease_acquire_v1', lease_acquire)
 redis.register_function('mes_lease_renew_v1', lease_renew)
 redis.register_function('mes_lease_release_v1', lease_release)
+-- v2 added the 'hsetnx' op; v1 stays for processes of the previous version during an upgrade.
 redis.register_function('mes_aggregator_write_v1', aggregator_write)
+redis.register_function('mes_aggregator_write_v2', aggregator_write)
 redis.register_function('mes_heartbeat_v1', heartbeat)

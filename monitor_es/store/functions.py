@@ -17,7 +17,7 @@ FAIL = "mes_fail_v1"
 LEASE_ACQUIRE = "mes_lease_acquire_v1"
 LEASE_RENEW = "mes_lease_renew_v1"
 LEASE_RELEASE = "mes_lease_release_v1"
-AGGREGATOR_WRITE = "mes_aggregator_write_v1"
+AGGREGATOR_WRITE = "mes_aggregator_write_v2"
 HEARTBEAT = "mes_heartbeat_v1"
 
 _FENCED_PREFIX = "FENCED"

@@ -66,9 +66,12 @@ class Aggregator:
             # the decisions start before broadcasting any, so that an aggregator dying amid
             # the first broadcast is followed by one deciding that same tick again, not a
             # later one (which left the first decision in some partitions' logs only, and
-            # the ticks between undecided).
+            # the ticks between undecided). Only if unset: a paused former aggregator may
+            # have stored its own start since we read, and then we go on from that one.
             last_tick = _epoch(slowest - ONE_MINUTE)
-            writer.hset(keys.SYSTEM_INCIDENT_STATE, {_LAST_TICK: last_tick})
+            if not writer.hsetnx(keys.SYSTEM_INCIDENT_STATE, _LAST_TICK, last_tick):
+                stored = self.client.hget(keys.SYSTEM_INCIDENT_STATE, _LAST_TICK)
+                last_tick = int(stored) if stored is not None else last_tick
         tick = from_ms(last_tick * 1000) + ONE_MINUTE
         sent: list[ClockDecided] = []
         while tick <= slowest:

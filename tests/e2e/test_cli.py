@@ -280,18 +280,17 @@ def test_a_worker_process_folds_with_the_deployments_limits(
 
 @pytest.mark.redis
 @pytest.mark.parametrize("command", ["worker", "pulse"])
+@pytest.mark.parametrize("newer", [functions.HEARTBEAT, functions.AGGREGATOR_WRITE])
 def test_a_long_running_command_on_a_deployment_with_an_older_library_asks_for_init(
-    real_client: redis.Redis, redis_server: str, command: str
+    real_client: redis.Redis, redis_server: str, command: str, newer: str
 ) -> None:
     assert run_cli("init", "--redis-url", redis_server, "--partitions", "2").returncode == 0
     # The library an earlier monitor-es loaded: the same name, without a newer function.
-    older = "\n".join(
-        line for line in functions.library_code().splitlines() if functions.HEARTBEAT not in line
-    )
+    older = "\n".join(line for line in functions.library_code().splitlines() if newer not in line)
     real_client.function_load(older, replace=True)
     done = run_cli(command, "--redis-url", redis_server, timeout=15)
     assert done.returncode == 1
-    assert f"lack {functions.HEARTBEAT}: run `monitor-es init` again" in done.stderr
+    assert f"lack {newer}: run `monitor-es init` again" in done.stderr
     assert run_cli("init", "--redis-url", redis_server, "--partitions", "2").returncode == 0
     assert functions.loaded_functions(real_client) >= functions.REQUIRED
 

@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
+from redis.typing import EncodableT
 
 from monitor_es.codec import decode_entry, decode_out_entry
 from monitor_es.domain.events import (
@@ -30,6 +31,7 @@ from monitor_es.producer import Producer
 from monitor_es.store import keys
 from monitor_es.store.connection import Client, as_text
 from monitor_es.store.deployment import init_deployment
+from monitor_es.store.fenced_writes import FencedWriter
 from monitor_es.store.functions import Fenced
 from monitor_es.store.keys import partition_for
 from monitor_es.store.log import PartitionStore
@@ -175,6 +177,44 @@ def test_a_paused_former_aggregator_is_fenced_once_its_successor_has_written(
     # The successor goes on under its own token.
     set_stream_time(client, base + 2 * MINUTE + timedelta(seconds=30))
     assert [d.minute for d in successor.step(2)] == [base + 2 * MINUTE]
+
+
+def test_a_first_tick_stored_by_a_paused_former_aggregator_is_where_its_successor_starts(
+    client: Client, base: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pulser 1 read "no tick stored" at minute `base` and paused; pulser 2 took over later
+    # and also read nothing, but pulser 1 woke up and stored its start in between. Storing
+    # its own start over it would leave pulser 1's first decisions in some logs only, and
+    # the minutes between undecided: the successor goes on from the stored start instead.
+    write_volumes(client, {base - n * MINUTE: NORMAL for n in range(-4, 8)}, base)
+    set_stream_time(client, base + 2 * MINUTE + timedelta(seconds=30))
+    real_hsetnx = FencedWriter.hsetnx
+
+    def former_first(writer: FencedWriter, key: str, field: str, value: EncodableT) -> bool:
+        if writer.token == 2:  # between the successor's read and its write...
+            FencedWriter(client, N, 1).hset(key, {field: _epoch(base - MINUTE)})
+        return real_hsetnx(writer, key, field, value)
+
+    monkeypatch.setattr(FencedWriter, "hsetnx", former_first)
+    decided = Aggregator(client, N).step(2)
+    assert [d.minute for d in decided] == [base + n * MINUTE for n in range(3)]
+    for p in range(N):
+        assert [minute for minute, _ in decisions_in_log(client, p)] == [
+            base + n * MINUTE for n in range(3)
+        ]
+
+
+def test_writing_a_field_only_if_unset_is_fenced_like_every_aggregator_write(
+    client: Client,
+) -> None:
+    init_deployment(client, N)
+    key = keys.SYSTEM_INCIDENT_STATE
+    assert FencedWriter(client, N, 3).hsetnx(key, "last_tick", 100) is True
+    assert FencedWriter(client, N, 3).hsetnx(key, "last_tick", 200) is False
+    assert client.hget(key, "last_tick") == b"100"
+    with pytest.raises(Fenced):
+        FencedWriter(client, N, 2).hsetnx(key, "other", 1)
+    assert client.hget(key, "other") is None
 
 
 def test_a_pulser_whose_aggregator_is_fenced_gives_the_lease_up(

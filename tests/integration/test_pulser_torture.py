@@ -68,7 +68,7 @@ from monitor_es.domain.system_incidents import (
 )
 from monitor_es.domain.time import ONE_MINUTE, from_ms, to_ms, trunc_minute
 from monitor_es.producer import Producer
-from monitor_es.store import keys
+from monitor_es.store import functions, keys
 from monitor_es.store.connection import Client, as_text
 from monitor_es.store.deployment import init_deployment
 from monitor_es.workers.aggregator import Aggregator
@@ -265,7 +265,7 @@ def assert_stutters(
 
 @dataclass
 class Write:
-    """One call of mes_aggregator_write_v1 as the server executed it."""
+    """One call of the aggregator write Function as the server executed it."""
 
     at: float
     fence: str
@@ -320,7 +320,7 @@ class Recorder:
                             self.grants.append((line["time"], owner, int(token)))
                         continue
                     current = None
-                    if command.startswith("FCALL mes_aggregator_write_v1 "):
+                    if command.startswith(f"FCALL {functions.AGGREGATOR_WRITE} "):
                         _, _, _, fence, target, token, op = command.split(" ", 7)[:7]
                         current = Write(line["time"], fence, target, int(token), op, False)
                         self.writes.append(current)
