@@ -142,7 +142,10 @@ def _dispatch_occurrence(
 ) -> None:
     """Sends, holds or drops one occurrence by its tick's system-incident decision (§5.4)."""
     decision = Decision.NORMAL if tick is None else effective_decision(p, tick)
-    if decision.is_pending():
+    # The delaying consumer reads one ordered queue per environment and retries a pending
+    # head (backpressure, spec §5.4): a queued occurrence behind held ones waits its turn,
+    # whatever its own tick's decision. User errors (no tick) are never queued.
+    if decision.is_pending() or (tick is not None and env.held):
         env.held.append(
             HeldOccurrence(
                 incident_id=incident.id,
@@ -240,12 +243,16 @@ def release_held(p: Partition, fx: Effects, monitor: Monitor, env: Environment) 
     for held in env.held:
         decision = effective_decision(p, held.tick)
         checkin = by_id.get(held.check_in_id)
-        if decision.is_pending():
+        if still or decision.is_pending():
+            # Ordered per environment (spec §5.4): a pending head blocks all behind it.
             still.append(held)
         elif checkin is None or incident is None or incident.id != held.incident_id:
             continue  # the incident or check-in is gone: nothing left to report (§5.4)
         elif decision is Decision.INCIDENT:
             _drop_occurrence(fx, env, held.incident_id, checkin, held.tick)
+        elif env.muted:
+            # Muted since it was held: muted environments get no issue_occurrence (domain.md).
+            continue
         elif checkin.status not in FAILURES and held.window[-1] == checkin.id:
             # A heartbeat revived the timed-out run: it is no failure now, and if it times
             # out again that failure is reported then. The other check-ins of its window
