@@ -464,3 +464,72 @@ def test_clock_backfill_runs_each_minute_under_its_own_decision() -> None:
     assert rows(doc, "run3") == [(cid(3), "unknown", t("12:01:05"))]
     assert rows(doc, "run4") == [(cid(4), "unknown", t("12:00:30"))]
     assert env_row(doc, "run3")["status"] == "pending"
+
+
+# 9 ------------------------------------------------------------------------------------
+
+
+def test_an_occurrence_of_a_settled_tick_waits_behind_a_pending_one() -> None:
+    """§5.4: the environment's queue is ordered and a pending head is retried, so a miss at
+    a NORMAL (or INCIDENT) tick behind a held one is only sent (or dropped) after it; each
+    is settled by its own tick's decision. Another environment is not blocked."""
+    doc = run([
+        check_in("12:00:05", "pinger", 1, "ok", **EVERY_MINUTE),
+        decision("12:01:10", "12:02:00", "abnormal"),
+        decision("12:01:20", "12:03:00", "normal"),
+        decision("12:01:30", "12:04:00", "incident"),
+        decision("12:01:40", "12:05:00", "normal"),
+        pulse("12:02:10"),  # tick 12:02: miss held (ABNORMAL)
+        check_in("12:02:20", "solo", 2, "ok", **EVERY_MINUTE),
+        pulse("12:05:10"),  # 12:03 NORMAL, 12:04 INCIDENT, 12:05 NORMAL: queued behind
+        decision("12:05:20", "12:02:00", "normal"),
+    ])  # fmt: skip
+    pinger = rows(doc, "pinger")
+    assert [(s, d) for _, s, d in pinger] == [
+        ("ok", t("12:00:05")),
+        ("missed", t("12:01:00")),
+        ("missed", t("12:02:00")),
+        ("unknown", t("12:03:00")),  # dropped when its turn came
+        ("missed", t("12:04:00")),
+    ]
+    held = [e["failed_check_in_id"] for e in of(doc, "issue_occurrence_held")]
+    assert held == [pinger[n][0] for n in (1, 2, 3, 4)]
+    assert sent(doc, "pinger") == [
+        (pinger[n][0], t(f"12:0{n}:00"), t(f"12:0{n + 1}:00"), MISSED, t("12:00:05"))
+        for n in (1, 2, 4)
+    ]
+    dropped = [e["failed_check_in_id"] for e in of(doc, "issue_occurrence_dropped", "pinger")]
+    assert dropped == [pinger[3][0]]
+    # solo (ok at 12:02:20, next 12:03, latest 12:04) misses at tick 12:04 (INCIDENT:
+    # dropped at once) and 12:05 (NORMAL: sent at once), not behind pinger's queue.
+    solo = rows(doc, "solo")
+    assert [s for _, s, _ in solo] == ["ok", "unknown", "missed"]
+    assert sent(doc, "solo") == [(solo[2][0], t("12:04:00"), t("12:05:00"), MISSED, t("12:02:20"))]
+    released = [e["id"] for e in of(doc, "issue_occurrence", "pinger")]
+    solo_sent = [e["id"] for e in of(doc, "issue_occurrence", "solo")]
+    ids = [e["id"] for e in doc["events"]]
+    assert ids.index(solo_sent[0]) < ids.index(released[0])
+
+
+# 10 -----------------------------------------------------------------------------------
+
+
+def test_a_run_made_unknown_counts_in_a_later_failure_window() -> None:
+    """§8.16 / §4.3: only an ok breaks a streak; UNKNOWN inside the threshold window counts,
+    so the first real miss after it opens the incident with both (the failure reason only
+    counts error/missed/timeout, §5.2)."""
+    doc = run([
+        check_in("12:00:10", "five", 1, "in_progress",
+                 schedule_type="crontab", schedule="*/5 * * * *", failure_issue_threshold=2),
+        decision("12:00:20", "12:01:00", "incident"),
+        decision("12:00:30", "12:02:00", "normal"),
+        pulse("12:06:10"),  # 12:01 marks it unknown; 12:06 misses the 12:05 slot
+    ])  # fmt: skip
+    five = rows(doc, "five")
+    assert [(s, d) for _, s, d in five] == [("unknown", t("12:00:10")), ("missed", t("12:05:00"))]
+    assert sent(doc) == [
+        (cid(1), t("12:00:10"), t("12:06:00"), MISSED, "Never"),
+        (five[1][0], t("12:05:00"), t("12:06:00"), MISSED, "Never"),
+    ]
+    (inc,) = doc["incidents"]
+    assert (inc["starting_check_in_id"], inc["started_at"]) == (cid(1), t("12:00:10"))
