@@ -50,8 +50,15 @@ _SINGLE_REASON = {
 
 
 def incident_id(env: Environment, starting: CheckIn) -> str:
-    """A deterministic incident id: the environment and the check-in that started it."""
-    return str(uuid.uuid5(_NAMESPACE, f"incident|{env.fingerprint}|{starting.id}"))
+    """A deterministic incident id: the environment and the check-in that started it.
+
+    The starting check-in's `date_added` is part of it: a deleted monitor's check-in ids are
+    free again, so a re-created monitor can start a new incident with a check-in id that
+    started one of the old monitor's (same fingerprint), and two incidents must not share
+    an id in the out stream.
+    """
+    key = f"incident|{env.fingerprint}|{starting.id}|{iso(starting.date_added)}"
+    return str(uuid.uuid5(_NAMESPACE, key))
 
 
 def failure_reason(window: list[CheckIn]) -> str:

@@ -36,6 +36,7 @@ from monitor_es.domain.state import CHECKIN_IN_PROGRESS, Environment, Monitor
 from monitor_es.domain.time import trunc_minute
 
 _encoder = msgspec.msgpack.Encoder()
+MAX_NAME_LENGTH = 128  # spec §1.3
 
 
 def upsert_from_checkin(
@@ -140,8 +141,13 @@ def configure(p: Partition, fx: Effects, ts: datetime, event: MonitorConfigured)
     slug = checked_slug(event.monitor_slug)
     monitor = p.monitors.get((event.project, slug))
     validated = validate_config(_edited(monitor, event.config))
-    if not isinstance(validated, MonitorConfig):
-        raise Rejected([error(ErrorType.MONITOR_INVALID_CONFIG, errors=validated)])
+    errors: ConfigErrors = {} if isinstance(validated, MonitorConfig) else dict(validated)
+    if event.name is not None and len(event.name) > MAX_NAME_LENGTH:
+        # Spec §1.3: `name` is at most 128 characters; Sentry's API refuses a longer one
+        # (DRF CharField(max_length=128)) with the config's other field errors.
+        errors["name"] = [f"Ensure this field has no more than {MAX_NAME_LENGTH} characters."]
+    if errors or not isinstance(validated, MonitorConfig):
+        raise Rejected([error(ErrorType.MONITOR_INVALID_CONFIG, errors=errors)])
     if monitor is None:
         _create(p, fx, project=event.project, slug=slug, name=event.name or slug, config=validated)
         return
