@@ -11,14 +11,9 @@ behind the broker time, and old runs that outlive the kept history.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from datetime import UTC, datetime, timedelta
 
 from test_blackbox_scenarios import (
-    CLI,
-    SCENARIOS,
     Doc,
     Row,
     ci,
@@ -34,6 +29,9 @@ from test_blackbox_scenarios import (
     resolved,
     t,
 )
+from test_blackbox_scenarios import (
+    simulate as blackbox_simulate,
+)
 
 MISSED = "A missed check-in was detected"
 TIMEOUT = "A timeout check-in was detected"
@@ -42,18 +40,7 @@ ERROR = "An error check-in was detected"
 
 def simulate(name: str) -> Doc:
     """The `simulate FILE --json` document of `audit_clock_<name>.jsonl`."""
-    environ = {k: v for k, v in os.environ.items() if k != "MONITOR_ES_REDIS_URL"}
-    done = subprocess.run(
-        [*CLI, "simulate", str(SCENARIOS / f"audit_clock_{name}.jsonl"), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=environ,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    document: Doc = json.loads(done.stdout)
-    return document
+    return blackbox_simulate(name, prefix="audit_clock_")
 
 
 def f(n: int) -> str:

@@ -10,12 +10,15 @@ nevertheless logs one decision per minute that matters, as the aggregator does.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from typing import Any
 
-from test_blackbox_scenarios import CLI, Doc, generated_id, t
+from test_blackbox_scenarios import (
+    Doc,
+    events_of,
+    generated_id,
+    simulate_lines,
+    t,
+)
 
 P = "acme"
 EVERY_MINUTE = {"schedule_type": "crontab", "schedule": "* * * * *"}
@@ -52,28 +55,12 @@ def pulse(ts: str) -> dict[str, Any]:
 
 
 def run(lines: list[dict[str, Any]]) -> Doc:
-    environ = {k: v for k, v in os.environ.items() if k != "MONITOR_ES_REDIS_URL"}
-    done = subprocess.run(
-        [*CLI, "simulate", "-", "--json"],
-        input="\n".join(json.dumps(line) for line in lines) + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=environ,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    document: Doc = json.loads(done.stdout)
+    document = simulate_lines(lines)
     assert document["rejected"] == []
     return document
 
 
-def of(doc: Doc, kind: str, slug: str | None = None) -> list[dict[str, Any]]:
-    return [
-        e
-        for e in doc["events"]
-        if e["type"] == kind and (slug is None or e.get("monitor_slug") == slug)
-    ]
+of = events_of
 
 
 def rows(doc: Doc, slug: str) -> list[tuple[str, str, str]]:

@@ -7,19 +7,15 @@ before the scenario was first run; a comment says where a first expectation misr
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from datetime import date, timedelta
 
 from test_blackbox_scenarios import (
-    CLI,
-    SCENARIOS,
     Doc,
-    Row,
     ci,
+    cid,
     contract_events,
     env,
+    events_of,
     generated_id,
     incident,
     issue_resolved,
@@ -28,38 +24,19 @@ from test_blackbox_scenarios import (
     resolved,
     t,
 )
+from test_blackbox_scenarios import (
+    simulate as blackbox_simulate,
+)
 
 ERROR = "An error check-in was detected"
 
 
 def simulate(name: str, *flags: str) -> Doc:
     """The `simulate FILE --json` document of `audit_ingest_<name>.jsonl`."""
-    environ = {k: v for k, v in os.environ.items() if k != "MONITOR_ES_REDIS_URL"}
-    path = str(SCENARIOS / f"audit_ingest_{name}.jsonl")
-    done = subprocess.run(
-        [*CLI, "simulate", path, "--json", *flags],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=environ,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    document: Doc = json.loads(done.stdout)
-    return document
+    return blackbox_simulate(name, *flags, prefix="audit_ingest_")
 
 
-def cid(prefix: str, n: int) -> str:
-    """`cid("c1", 2)` is `c1000000-0000-4000-8000-000000000002`."""
-    return f"{prefix}000000-0000-4000-8000-{n:012d}"
-
-
-def of(doc: Doc, kind: str, slug: str | None = None) -> list[Row]:
-    return [
-        e
-        for e in doc["events"]
-        if e["type"] == kind and (slug is None or e["monitor_slug"] == slug)
-    ]
+of = events_of
 
 
 # 1 ------------------------------------------------------------------------------------

@@ -9,14 +9,9 @@ Line numbers count the scenario's leading comment line (they are 1-based in the 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from typing import Any
 
 from test_blackbox_scenarios import (
-    CLI,
-    SCENARIOS,
     Doc,
     Row,
     ci,
@@ -29,6 +24,9 @@ from test_blackbox_scenarios import (
     opened,
     rejected_types,
 )
+from test_blackbox_scenarios import (
+    simulate as blackbox_simulate,
+)
 
 MISSED = "A missed check-in was detected"
 ERROR = "An error check-in was detected"
@@ -37,19 +35,7 @@ BLANK = {"resolving_check_in_id": None, "resolved_at": None}
 
 def simulate(name: str, *flags: str) -> Doc:
     """The `simulate FILE --json` document of `audit_lifecycle_<name>.jsonl`."""
-    environ = {k: v for k, v in os.environ.items() if k != "MONITOR_ES_REDIS_URL"}
-    path = str(SCENARIOS / f"audit_lifecycle_{name}.jsonl")
-    done = subprocess.run(
-        [*CLI, "simulate", path, "--json", *flags],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=environ,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    document: Doc = json.loads(done.stdout)
-    return document
+    return blackbox_simulate(name, *flags, prefix="audit_lifecycle_")
 
 
 def of_type(doc: Doc, kind: str) -> list[Row]:

@@ -28,21 +28,40 @@ Doc = dict[str, Any]
 Row = dict[str, Any]
 
 
-def simulate(name: str) -> Doc:
-    """The `simulate FILE --json` document, run as a user runs it (no Redis URL)."""
+def simulate(name: str, *flags: str, prefix: str = "blackbox_") -> Doc:
+    """The `simulate FILE --json` document of `<prefix><name>.jsonl`, run as a user runs it."""
+    return run_simulate([str(SCENARIOS / f"{prefix}{name}.jsonl"), "--json", *flags])
+
+
+def simulate_lines(lines: list[dict[str, Any]]) -> Doc:
+    """The `simulate - --json` document of scenario lines given on standard input."""
+    return run_simulate(["-", "--json"], "\n".join(json.dumps(line) for line in lines) + "\n")
+
+
+def run_simulate(arguments: list[str], stdin: str | None = None) -> Doc:
+    """Runs `monitor-es simulate` (no Redis URL, whatever the environment says)."""
     environ = {k: v for k, v in os.environ.items() if k != "MONITOR_ES_REDIS_URL"}
-    path = str(SCENARIOS / f"blackbox_{name}.jsonl")
     done = subprocess.run(
-        [*CLI, "simulate", path, "--json"],
+        [*CLI, "simulate", *arguments],
+        input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         env=environ,
         check=False,
     )
     assert done.returncode == 0, done.stderr
     document: Doc = json.loads(done.stdout)
     return document
+
+
+def events_of(doc: Doc, kind: str, slug: str | None = None) -> list[Row]:
+    """The derived events of one type (of one monitor), in order."""
+    return [
+        e
+        for e in doc["events"]
+        if e["type"] == kind and (slug is None or e.get("monitor_slug") == slug)
+    ]
 
 
 def t(clock: str, day: str = "2024-05-01") -> str:
@@ -55,7 +74,8 @@ def maybe_t(clock: str | None) -> str | None:
 
 
 def cid(prefix: str, n: int) -> str:
-    return f"{prefix}0000000-0000-4000-8000-{n:012d}"
+    """A readable scenario id: `cid("e1", 2)` is `e1000000-0000-4000-8000-000000000002`."""
+    return f"{prefix:0<8}-0000-4000-8000-{n:012d}"
 
 
 def fp(slug: str, environment: str = "production") -> str:

@@ -9,10 +9,11 @@ first expectation misread the spec.
 from __future__ import annotations
 
 from test_blackbox_scenarios import (
-    Doc,
     ci,
+    cid,
     contract_events,
     env,
+    events_of,
     generated_id,
     incident,
     issue_resolved,
@@ -25,15 +26,6 @@ from test_blackbox_scenarios import (
 )
 
 MISSED = "A missed check-in was detected"
-
-
-def cid(prefix: str, n: int) -> str:
-    """The scenario ids: `cid("e1", 2)` is `e1000000-0000-4000-8000-000000000002`."""
-    return f"{prefix}000000-0000-4000-8000-{n:012d}"
-
-
-def events_of(doc: Doc, kind: str) -> list[dict[str, object]]:
-    return [e for e in doc["events"] if e["type"] == kind]
 
 
 def test_incident_ticks_mark_in_progress_unknown_and_drop_miss_occurrences() -> None:
