@@ -19,6 +19,7 @@ from typing import cast
 
 from redis.exceptions import AuthenticationError, RedisClusterException
 
+from monitor_es import cli_read, cli_send
 from monitor_es.cli_errors import (
     FAILED,
     INTERRUPTED,
@@ -219,6 +220,8 @@ def _parser() -> argparse.ArgumentParser:
         help="feed a demo job that runs every minute, then stops (watch it go missed)",
     )
     run.set_defaults(handler=_run, command="run")
+    cli_send.add_commands(commands)
+    cli_read.add_commands(commands)
     return parser
 
 

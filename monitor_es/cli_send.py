@@ -1,0 +1,9 @@
+"""Commands that append check-ins to a deployment."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Registers this module's commands (none yet)."""
