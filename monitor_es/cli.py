@@ -79,7 +79,10 @@ CONNECT_RETRY_MAX_S = 5.0
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    words, command = cli_send.split_command(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(words)
+    if command is not None:
+        args.argv = command
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
@@ -114,8 +117,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="monitor-es",
         description="Cron-job monitoring on Redis Streams.",
         epilog="`monitor-es COMMAND --help` describes a command. Exit codes: 0 ok; 1 a bug, or "
-        "init, run, worker or pulse cannot go on (the reason is on stderr); 2 a usage error, "
-        "or simulate cannot read its file, write its output or use Redis.",
+        "init, run, worker, pulse or checkin cannot go on (the reason is on stderr); 2 a usage "
+        "error, a refused check-in, or simulate cannot read its file, write its output or use "
+        "Redis. exec exits with its command's status.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.set_defaults(unusable_code=FAILED, redis_url=None)
