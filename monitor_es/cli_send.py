@@ -179,18 +179,23 @@ def _exec(args: argparse.Namespace) -> int:
     except InvalidCheckIn as exc:
         print(f"monitor-es: check-in refused: {exc}", file=sys.stderr)
         return 2
-    run = job.start()
+    run = job.begin()
+    # The job starts at once: a slow Redis delays its in_progress, never the job itself.
+    opening = threading.Thread(target=job.report_start, args=(run,), name="in_progress")
+    opening.start()
     with _signals_for_the_job() as forward, _heartbeats(job, run, args.heartbeat):
         try:
             child = subprocess.Popen(argv)
         except OSError as exc:
             print(f"monitor-es: cannot run {argv[0]}: {exc.strerror or exc}", file=sys.stderr)
-            job.finish(run, failed=True)
-            return NOT_FOUND if isinstance(exc, FileNotFoundError) else NOT_EXECUTABLE
-        forward.append(child)
-        code = child.wait()
+            code = NOT_FOUND if isinstance(exc, FileNotFoundError) else NOT_EXECUTABLE
+        else:
+            forward.adopt(child)
+            code = child.wait()
+            code = code if code >= 0 else SIGNAL_BASE - code
+    opening.join()  # the close must follow the opening in the log
     job.finish(run, failed=code != 0)
-    return code if code >= 0 else SIGNAL_BASE - code
+    return code
 
 
 def _warning(args: argparse.Namespace) -> Unsent:
@@ -203,19 +208,39 @@ def _warning(args: argparse.Namespace) -> Unsent:
     return warn
 
 
-@contextmanager
-def _signals_for_the_job() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Passes SIGTERM and SIGHUP on to the job; ignores SIGINT and SIGQUIT meanwhile."""
-    children: list[subprocess.Popen[bytes]] = []
+class _Forwarder:
+    """Passes signals on to the job, holding those that arrive before it has started."""
 
-    def forward(signum: int, frame: object) -> None:
-        for child in children:
+    def __init__(self) -> None:
+        self.child: subprocess.Popen[bytes] | None = None
+        self.held: list[int] = []
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.child is None:
+            self.held.append(signum)
+        else:
+            self.child.send_signal(signum)
+
+    def adopt(self, child: subprocess.Popen[bytes]) -> None:
+        self.child = child
+        for signum in self.held:
             child.send_signal(signum)
 
+
+def _ignore(signum: int, frame: object) -> None:
+    pass
+
+
+@contextmanager
+def _signals_for_the_job() -> Iterator[_Forwarder]:
+    """Passes SIGTERM and SIGHUP on to the job; ignores SIGINT and SIGQUIT meanwhile."""
+    forward = _Forwarder()
     previous = {s: signal.signal(s, forward) for s in _FORWARDED}
-    previous.update({s: signal.signal(s, signal.SIG_IGN) for s in _IGNORED})
+    # A handler that does nothing, not SIG_IGN: an ignored signal stays ignored across exec,
+    # and the job must still stop on Ctrl-C.
+    previous.update({s: signal.signal(s, _ignore) for s in _IGNORED})
     try:
-        yield children
+        yield forward
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

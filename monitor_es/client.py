@@ -22,6 +22,7 @@ is refused as `checkin_finished`, changing nothing.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -31,7 +32,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Final, Literal, ParamSpec, TypeVar, cast
 
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisClusterException
+from redis.retry import Retry
 
 from monitor_es.domain.config import validate_config, validate_environment_name
 from monitor_es.domain.errors import ErrorType, Rejected, error
@@ -46,6 +49,16 @@ log = logging.getLogger("monitor_es.client")
 
 Status = Literal["in_progress", "ok", "error"]
 STATUSES: Final[tuple[Status, ...]] = ("in_progress", "ok", "error")
+
+# A job waits for its check-ins: a Redis that does not answer may delay it by seconds, not
+# by the minutes a worker's defaults allow (30 s reads, three retries). URL parameters
+# (`?socket_timeout=...`) still win.
+SEND_SOCKET: Final[Mapping[str, Any]] = {
+    "socket_timeout": 5.0,
+    "socket_connect_timeout": 2.0,
+    "socket_keepalive": True,
+    "retry": Retry(ExponentialBackoff(cap=0.5, base=0.1), 1),
+}
 
 # What `Monitored` logs instead of failing the job it reports on.
 _NOT_SENT: Final[tuple[type[Exception], ...]] = (
@@ -132,7 +145,8 @@ class CronsClient:
 
     def _append(self, event: CheckInReported) -> None:
         if self._producer is None:
-            client = connect(self._redis) if isinstance(self._redis, str) else self._redis
+            given = self._redis
+            client = connect(given, socket=SEND_SOCKET) if isinstance(given, str) else given
             self._producer = Producer(client)  # reads the partition count once
         self._producer.append(event)
 
@@ -213,10 +227,18 @@ class Monitored:
         self._runs: list[Run] = []  # a stack: the same object can be entered again inside
 
     def start(self) -> Run:
-        """Reports the start of a run (`in_progress`); `finish` reports its end."""
-        run = Run(str(uuid.uuid4()), time.monotonic())
-        self._send(run, "in_progress", None)
+        """Begins a run and reports it (`in_progress`); `finish` reports its end."""
+        run = self.begin()
+        self.report_start(run)
         return run
+
+    def begin(self) -> Run:
+        """A new run (its id, and its start for the duration), not reported yet."""
+        return Run(str(uuid.uuid4()), time.monotonic())
+
+    def report_start(self, run: Run) -> None:
+        """Reports a run's start (`in_progress`)."""
+        self._send(run, "in_progress", None)
 
     def beat(self, run: Run) -> None:
         """Reports that the run goes on (`in_progress` again), pushing its timeout out."""
@@ -263,13 +285,14 @@ class Monitored:
 
             @functools.wraps(func)
             async def run_async(*args: _P.args, **kwargs: _P.kwargs) -> Any:
-                run = self.start()
+                # In a thread: a slow Redis must not stall the event loop's other tasks.
+                run = await asyncio.to_thread(self.start)
                 try:
                     result = await coroutine(*args, **kwargs)
                 except BaseException:
-                    self.finish(run, failed=True)
+                    await asyncio.to_thread(self.finish, run, failed=True)
                     raise
-                self.finish(run, failed=False)
+                await asyncio.to_thread(self.finish, run, failed=False)
                 return result
 
             return cast("Callable[_P, _R]", run_async)

@@ -109,10 +109,13 @@ def _options(client_class: type) -> set[str]:
     return names - {"self", "args", "kwargs"}
 
 
-def connect(url: str | None, *, cluster: bool = False) -> Client:
+def connect(
+    url: str | None, *, cluster: bool = False, socket: Mapping[str, Any] = SOCKET_DEFAULTS
+) -> Client:
     """Return a client for ``url``: None embeds fakeredis, ``redis+cluster://`` is a cluster.
 
-    A malformed URL raises ``InvalidRedisURL``; nothing is connected before the first command.
+    ``socket`` gives the timeouts (and retries) the URL does not set. A malformed URL
+    raises ``InvalidRedisURL``; nothing is connected before the first command.
     """
     # decode_responses stays False everywhere: payloads and state blobs are binary.
     if url is None:
@@ -125,11 +128,11 @@ def connect(url: str | None, *, cluster: bool = False) -> Client:
         # A plain redis:// URL cannot say "cluster", and the two clients route differently,
         # so the scheme (or cluster=True) chooses the client class.
         return RedisCluster.from_url(
-            f"{CLUSTER_SCHEMES[scheme]}://{rest}", decode_responses=False, **SOCKET_DEFAULTS
+            f"{CLUSTER_SCHEMES[scheme]}://{rest}", decode_responses=False, **socket
         )
     if cluster:
-        return RedisCluster.from_url(url, decode_responses=False, **SOCKET_DEFAULTS)
-    return Redis.from_url(url, decode_responses=False, **SOCKET_DEFAULTS)
+        return RedisCluster.from_url(url, decode_responses=False, **socket)
+    return Redis.from_url(url, decode_responses=False, **socket)
 
 
 def safe_url(url: str | None) -> str:

@@ -7,6 +7,7 @@ runs a real `monitor-es worker` and reads the committed events instead.
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,10 +22,10 @@ from send_helpers import folded, logged, of_type
 from test_cli_operator import CLI, _env, run_cli
 
 from monitor_es.cli_send import _heartbeats, split_command
-from monitor_es.client import CronsClient
+from monitor_es.client import SEND_SOCKET, CronsClient
 from monitor_es.codec import decode_out_entry
 from monitor_es.domain.events import CheckInReported, event_json
-from monitor_es.store.connection import Client
+from monitor_es.store.connection import Client, connect
 from monitor_es.store.deployment import init_deployment
 from monitor_es.store.log import PartitionStore
 
@@ -334,3 +335,41 @@ def test_split_command_gives_every_word_after_the_first_dashes_to_the_job(
     words: list[str], own: list[str], job: list[str] | None
 ) -> None:
     assert split_command(words) == (own, job)
+
+
+def test_exec_leaves_the_jobs_ctrl_c_working(url: str) -> None:
+    # The wrapper ignores SIGINT while the job runs; the job must not inherit that.
+    probe = "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    done = send(url, "exec", "backup", *HOURLY, "--", sys.executable, "-c", probe)
+    assert done.returncode == 0 and done.stdout == "True\n", done.stderr
+
+
+def test_a_silent_redis_never_delays_the_start_of_the_job(
+    url: str, real_client: redis.Redis, tmp_path: Path
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        port = silent.getsockname()[1]
+        started = tmp_path / "started"
+        job = f"import pathlib, time; pathlib.Path({str(started)!r}).write_text(str(time.time()))"
+        began = time.time()
+        done = run_cli(
+            "exec", "--redis-url", f"redis://127.0.0.1:{port}/0?socket_timeout=1",
+            "--project", "acme", "backup", *HOURLY, "--", sys.executable, "-c", job,
+            timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 0
+    assert float(started.read_text()) - began < 5  # far less than the in_progress send took
+    assert done.stderr.count("was not sent") == 2, done.stderr
+
+
+def test_a_check_in_to_an_unreachable_redis_fails_within_seconds() -> None:
+    crons = CronsClient(f"redis://127.0.0.1:{free_port()}", "acme")
+    began = time.monotonic()
+    with pytest.raises(redis.ConnectionError):
+        crons.check_in("backup", "ok", monitor_config=HOURLY_CONFIG)
+    assert time.monotonic() - began < 2  # redis-py's default retries take over 3 s
+    # A server that accepts but never answers costs at most the read timeout, twice.
+    client = connect("redis://127.0.0.1:1", socket=SEND_SOCKET)
+    assert isinstance(client, redis.Redis)
+    settings = client.connection_pool.connection_kwargs
+    assert (settings["socket_timeout"], settings["socket_connect_timeout"]) == (5.0, 2.0)

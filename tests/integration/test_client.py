@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -204,3 +205,30 @@ def test_monitor_on_an_uninitialised_deployment_still_runs_the_job(client: Clien
 
 def _guid() -> str:
     return "a0000000-0000-4000-8000-000000000001"
+
+
+def test_a_decorated_coroutine_keeps_the_event_loop_running_while_redis_is_silent() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        port = silent.getsockname()[1]
+        crons = CronsClient(f"redis://127.0.0.1:{port}/0?socket_timeout=0.3", "acme")
+
+        @crons.monitor("job", monitor_config=HOURLY)
+        async def job() -> None:
+            await asyncio.sleep(0)
+
+        async def main() -> int:
+            ticks = 0
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+
+            task = asyncio.create_task(ticker())
+            await job()  # both sends wait out their read timeouts (> 1 s in all)
+            task.cancel()
+            return ticks
+
+        ticks = asyncio.run(main())
+    assert ticks > 20  # a send blocking the loop would leave the ticker at 0 or 1
