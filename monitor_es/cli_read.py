@@ -27,15 +27,15 @@ from projections.report import environment_row
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Registers `status` and `tail`."""
-    status = commands.add_parser(
-        "status",
-        help="print every environment's committed state",
-        description="Reads the state the workers committed to Redis and prints one line per "
+    status = _command(
+        commands,
+        _status,
+        "print every environment's committed state",
+        "Reads the state the workers committed to Redis and prints one line per "
         "environment (status, muted/disabled, last and next check-in, the open incident), "
         "then how far each partition is folded: its high-water mark, its clock's last tick "
         "and the log entries not folded yet. Exits 0, or 1 if the deployment cannot be read.",
     )
-    redis_option(status)
     status.add_argument("--project", metavar="P", help="only this project's environments")
     status.add_argument("--monitor", metavar="SLUG", help="only this monitor's environments")
     status.add_argument(
@@ -43,17 +43,15 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="print the environments as simulate --json does; the partitions go to stderr",
     )
-    status.set_defaults(handler=_status, command="status")
-
-    tail = commands.add_parser(
-        "tail",
-        help="follow the derived events as workers commit them",
-        description="Prints the derived events of every partition as they are committed, from "
-        "now on, one line each: by default the notable ones (status changes, misses, "
-        "incidents, issue occurrences, rejections). Stops on SIGINT or SIGTERM, or when the "
-        "reader of its output goes away, and exits 0.",
+    tail = _command(
+        commands,
+        _tail,
+        "follow the derived events as workers commit them",
+        "Prints the derived events of every partition as they are committed, from now on, "
+        "one line each: by default the notable ones (status changes, misses, incidents, "
+        "issue occurrences, rejections). Stops on SIGINT or SIGTERM, or when the reader of "
+        "its output goes away, and exits 0.",
     )
-    redis_option(tail)
     tail.add_argument("--all", action="store_true", help="every derived event, not just notable")
     tail.add_argument(
         "--json",
@@ -63,7 +61,20 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     tail.add_argument(
         "--from-start", action="store_true", help="begin with the oldest committed events"
     )
-    tail.set_defaults(handler=_tail, command="tail")
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    handler: Callable[[argparse.Namespace], int],
+    summary: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    """A command named after its handler, reading the Redis of --redis-url."""
+    name = handler.__name__.lstrip("_")
+    parser = commands.add_parser(name, help=summary, description=description)
+    redis_option(parser)
+    parser.set_defaults(handler=handler, command=name)
+    return parser
 
 
 def _deployment(args: argparse.Namespace) -> tuple[Client, Deployment]:
