@@ -21,7 +21,7 @@ from monitor_es.domain.events import DerivedEvent, event_json
 from monitor_es.domain.time import iso
 from monitor_es.store.connection import Client, connect
 from monitor_es.store.deployment import Deployment, require_deployment
-from monitor_es.workers.tail import OutCursor, describe, follow_events, is_notable
+from monitor_es.workers.tail import IDLE_S, OutCursor, describe, follow_events, is_notable
 from projections.report import environment_row
 
 
@@ -202,7 +202,7 @@ def _stop_when_the_reader_leaves(stop: threading.Event) -> None:
         poller = select.poll()
         poller.register(fd, 0)  # no events asked: poll reports only POLLERR and POLLHUP
         while not stop.is_set():
-            if poller.poll(int(1000 * 0.5)):
+            if poller.poll(int(1000 * IDLE_S)):
                 stop.set()
 
     threading.Thread(target=watch, name="reader-watch", daemon=True).start()

@@ -18,6 +18,12 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 from test_cli_operator import CLI, SCENARIOS, _env, _wait_for, assert_one_line_failure, run_cli
+from test_cli_operator import (
+    test_a_malformed_redis_url_is_a_usage_error as malformed_url_is_a_usage_error,
+)
+from test_cli_operator import (
+    test_every_command_describes_itself_and_each_option as describes_itself,
+)
 
 from monitor_es.producer import Producer
 from monitor_es.scenario import split_scenario
@@ -106,6 +112,12 @@ def stop(proc: subprocess.Popen[str], sig: signal.Signals) -> tuple[int, str, st
 
 
 # ------------------------------------------------------------------ status
+
+
+@pytest.mark.parametrize("command", ["status", "tail"])
+def test_status_and_tail_describe_themselves_and_refuse_a_malformed_url(command: str) -> None:
+    describes_itself(command)  # the checks every other command passes
+    malformed_url_is_a_usage_error(command, "redis//x", "not a Redis URL")
 
 
 @pytest.mark.parametrize(
