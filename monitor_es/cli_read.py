@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import select
 import signal
@@ -105,6 +106,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _print_status(found: DeploymentStatus) -> None:
+    _any_name_prints()
     print(f"{len(found.environments)} environment(s)")
     for row in found.environments:
         env = row.environment
@@ -145,6 +147,7 @@ def _progress_line(p: Progress) -> str:
 def _tail(args: argparse.Namespace) -> int:
     client, deployment = _deployment(args)
     stop = _stop_on_signals()
+    _any_name_prints()
     _stop_when_the_reader_leaves(stop)
     cursor = OutCursor(client, deployment.partitions, from_start=args.from_start)
     since = "the start" if args.from_start else "now"
@@ -171,6 +174,12 @@ def _printer(args: argparse.Namespace) -> Callable[[DerivedEvent], None]:
             print(line, flush=True)
 
     return write
+
+
+def _any_name_prints() -> None:
+    """A project or slug the locale cannot encode prints escaped rather than failing."""
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
 
 
 def _stop_on_signals() -> threading.Event:
