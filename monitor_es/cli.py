@@ -117,7 +117,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="monitor-es",
         description="Cron-job monitoring on Redis Streams.",
         epilog="`monitor-es COMMAND --help` describes a command. Exit codes: 0 ok; 1 a bug, or "
-        "init, run, worker, pulse or checkin cannot go on (the reason is on stderr); 2 a usage "
+        "init, run, worker, pulse, checkin, status or tail cannot go on (the reason is on "
+        "stderr); 2 a usage "
         "error, a refused check-in, or simulate cannot read its file, write its output or use "
         "Redis. exec exits with its command's status.",
     )

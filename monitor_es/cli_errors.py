@@ -19,7 +19,7 @@ from redis.exceptions import (
 )
 
 from monitor_es.store.connection import UNAVAILABLE, InvalidRedisURL, safe_url
-from monitor_es.store.deployment import DeploymentMismatch, ForeignData
+from monitor_es.store.deployment import DeploymentMismatch, ForeignData, NotInitialised
 from monitor_es.store.functions import LibraryOutdated
 
 # Exit codes. A usage error exits 2 too (argparse).
@@ -36,6 +36,8 @@ def failure(exc: Exception, args: argparse.Namespace) -> tuple[str, int]:
     unusable: int = args.unusable_code
     if isinstance(exc, OutputFailed):
         return f"cannot write the output: {exc}", unusable
+    if isinstance(exc, NotInitialised):
+        return f"Redis at {safe_url(args.redis_url)}: {exc}", unusable
     if isinstance(exc, (DeploymentMismatch, ForeignData, LibraryOutdated, InvalidRedisURL)):
         return str(exc), unusable
     if isinstance(exc, NoRedis):

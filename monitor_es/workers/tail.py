@@ -1,4 +1,5 @@
-"""Follows the out streams and reports derived events as commits land (`run`'s console)."""
+"""Follows the out streams and reports derived events as commits land (`run`'s console,
+`monitor-es tail`)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,15 @@ NOTABLE = frozenset(
         "status_changed",
     }
 )
+# While every out stream is read to its end, the next look is this much later.
+IDLE_S = 0.5
+# Out entries (one committed batch each) read from one partition before the next one's turn.
+_ROUND = 100
+
+
+def is_notable(event: DerivedEvent) -> bool:
+    """True for the events `run`'s console and `tail` show by default."""
+    return type(event).__struct_config__.tag in NOTABLE
 
 
 def describe(event: DerivedEvent) -> str:
@@ -31,35 +41,69 @@ def describe(event: DerivedEvent) -> str:
     data = event_json(event)
     names = ("project", "monitor_slug", "environment")
     where = "/".join(str(data[k]) for k in names if data.get(k))
-    if data["type"] == "status_changed":
-        detail = f"{data['previous']} -> {data['status']}"
-    elif data["type"] == "issue_occurrence":
-        detail = str(data["subtitle"])
-    elif data["type"] == "event_rejected":
-        detail = ", ".join(str(e["type"]) for e in data["errors"])
-    else:
-        detail = ""
-    return f"{data['type']:<18} {where} {detail}".rstrip()
+    return f"{data['type']:<18} {where} {_detail(data)}".rstrip()
+
+
+def _detail(data: dict[str, object]) -> str:
+    kind = data["type"]
+    if kind == "status_changed":
+        return f"{data['previous']} -> {data['status']}"
+    if kind == "issue_occurrence":
+        return str(data["subtitle"])
+    if kind == "event_rejected":
+        errors = data["errors"]
+        assert isinstance(errors, list)
+        return ", ".join(str(e["type"]) for e in errors)
+    if kind == "incident_opened":
+        return f"incident {data['incident_id']} started {data['started_at']}"
+    if kind == "incident_resolved":
+        return f"incident {data['incident_id']} resolved {data['resolved_at']}"
+    if kind in {"mark_missing", "mark_timeout"}:
+        return f"at {data['ts']}"
+    return ""
+
+
+class OutCursor:
+    """A reader's place in every partition's out stream: from now on, or from the start."""
+
+    def __init__(self, client: Client, partitions: int, *, from_start: bool = False) -> None:
+        self.stores = [PartitionStore(client, p) for p in range(partitions)]
+        self.positions = ["0-0" if from_start else _last_id(store) for store in self.stores]
+
+    def read(self) -> list[DerivedEvent]:
+        """The events committed past the cursor (a bounded round), moving the cursor past them."""
+        events: list[DerivedEvent] = []
+        for n, store in enumerate(self.stores):
+            # "(" makes the range exclusive: everything after the last entry read.
+            for entry_id, payload in store.read_out(start=f"({self.positions[n]}", count=_ROUND):
+                self.positions[n] = entry_id
+                events.extend(decode_out_entry(payload))
+        return events
+
+
+def follow_events(
+    cursor: OutCursor, stop: threading.Event, handle: Callable[[DerivedEvent], None]
+) -> None:
+    """Hands every event committed past `cursor` to `handle`, in each partition's order,
+    until `stop` is set."""
+    while not stop.is_set():
+        events = cursor.read()
+        for event in events:
+            handle(event)
+        if not events:
+            stop.wait(IDLE_S)
 
 
 def follow(
     client: Client, partitions: int, stop: threading.Event, emit: Callable[[str], None] = print
 ) -> None:
     """Reports notable derived events of every partition until `stop` is set."""
-    stores = [PartitionStore(client, p) for p in range(partitions)]
-    cursors = [_last_id(store) for store in stores]
-    while not stop.is_set():
-        seen = False
-        for n, store in enumerate(stores):
-            # "(" makes the range exclusive: everything after the last entry reported.
-            for entry_id, payload in store.read_out(start=f"({cursors[n]}", count=100):
-                seen = True
-                cursors[n] = entry_id
-                for event in decode_out_entry(payload):
-                    if type(event).__struct_config__.tag in NOTABLE:
-                        emit(describe(event))
-        if not seen:
-            stop.wait(0.5)
+
+    def notable(event: DerivedEvent) -> None:
+        if is_notable(event):
+            emit(describe(event))
+
+    follow_events(OutCursor(client, partitions), stop, notable)
 
 
 def _last_id(store: PartitionStore) -> str:
