@@ -23,6 +23,12 @@ Ambiguities, where the spec leaves a choice and the current behaviour is kept:
 * An interval count `true` is refused ("Invalid schedule for schedule unit count"): §2.10
   says "n int > 0" and a JSON boolean is not an integer (Python's `isinstance(True, int)`
   would let Sentry store `[true, "minute"]`).
+* A null `timezone` means UTC (§1.3's schema says nullable; Sentry's ChoiceField refuses
+  null); an empty crontab `""` is "Schedule is invalid" (Sentry skips judging a falsy
+  schedule and stores it); a blank `name` on create means the slug (domain.md; Sentry's
+  API requires a name). The spec says nothing of these three.
+* A crontab listing an nth weekday with plain days (`0 9 * * 1#1,2`) is refused although
+  CronSim accepts it: croniter, which computes our slots, cannot (see the report).
 """
 
 from __future__ import annotations
