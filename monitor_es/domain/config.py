@@ -449,9 +449,9 @@ def _slugify(raw: str) -> str:
     text = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode("ascii")
     text = _NOT_SLUG_CHARS.sub("", text.lower())
     text = _DASHES_AND_SPACES.sub("-", text).strip("-_")
-    # Sentry strips only "-" after the cut; stripping "_" too keeps slugify idempotent, so a
-    # slug the API created is found again when a check-in sends it back.
-    return text[:MAX_SLUG_LENGTH].strip("-_")
+    # Spec §2.1: the cut is stripped of "-" only, so a cut that ends in "_" keeps it (as
+    # Sentry's `valid_monitor_slug` does); slugify is then not idempotent for such a slug.
+    return text[:MAX_SLUG_LENGTH].strip("-")
 
 
 _BAD_ENVIRONMENT_CHARS: Final = re.compile(r"[\n\r\f/]")
