@@ -14,15 +14,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from test_blackbox_scenarios import (
+    ERROR,
+    MISSED,
+    TIMEOUT,
     Doc,
-    Row,
     ci,
     cid,
     contract_events,
+    dates,
     env,
     generated_id,
     incident,
     issue_resolved,
+    missed_of,
     occurrence,
     open_incident,
     opened,
@@ -33,10 +37,6 @@ from test_blackbox_scenarios import (
     simulate as blackbox_simulate,
 )
 
-MISSED = "A missed check-in was detected"
-TIMEOUT = "A timeout check-in was detected"
-ERROR = "An error check-in was detected"
-
 
 def simulate(name: str) -> Doc:
     """The `simulate FILE --json` document of `audit_clock_<name>.jsonl`."""
@@ -45,19 +45,6 @@ def simulate(name: str) -> Doc:
 
 def f(n: int) -> str:
     return cid("f", n)
-
-
-def missed_of(doc: Doc, slug: str) -> list[Row]:
-    return [r for r in doc["check_ins"] if r["monitor_slug"] == slug and r["status"] == "missed"]
-
-
-def dates(rows: list[Row]) -> list[str]:
-    """date_added of missed rows, each also its date_updated and expected_time (§4.1)."""
-    for row in rows:
-        assert row["date_updated"] == row["expected_time"] == row["date_added"], row
-        assert row["timeout_at"] is None and row["duration_ms"] is None
-        generated_id(row)
-    return [row["date_added"] for row in rows]
 
 
 def every(start: str, stop: str, step_minutes: int) -> list[str]:

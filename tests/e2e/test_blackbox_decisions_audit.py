@@ -13,6 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from test_blackbox_scenarios import (
+    ERROR,
+    MISSED,
+    TIMEOUT,
     Doc,
     events_of,
     generated_id,
@@ -23,9 +26,6 @@ from test_blackbox_scenarios import (
 P = "acme"
 EVERY_MINUTE = {"schedule_type": "crontab", "schedule": "* * * * *"}
 HOURLY = {"schedule_type": "crontab", "schedule": "0 * * * *"}
-MISSED = "A missed check-in was detected"
-TIMEOUT = "A timeout check-in was detected"
-ERROR = "An error check-in was detected"
 
 
 def cid(n: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from test_blackbox_scenarios import (
+    ERROR,
     Doc,
     ci,
     cid,
@@ -27,8 +28,6 @@ from test_blackbox_scenarios import (
 from test_blackbox_scenarios import (
     simulate as blackbox_simulate,
 )
-
-ERROR = "An error check-in was detected"
 
 
 def simulate(name: str, *flags: str) -> Doc:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from test_blackbox_scenarios import (
+    ERROR,
+    MISSED,
     Doc,
     Row,
     ci,
@@ -28,8 +30,6 @@ from test_blackbox_scenarios import (
     simulate as blackbox_simulate,
 )
 
-MISSED = "A missed check-in was detected"
-ERROR = "An error check-in was detected"
 BLANK = {"resolving_check_in_id": None, "resolved_at": None}
 
 

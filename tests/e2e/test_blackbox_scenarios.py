@@ -271,6 +271,25 @@ def generated_id(row: Row) -> str:
     return value
 
 
+MISSED = "A missed check-in was detected"
+TIMEOUT = "A timeout check-in was detected"
+ERROR = "An error check-in was detected"
+
+
+def missed_of(doc: Doc, slug: str) -> list[Row]:
+    """A monitor's missed check-in rows, in creation order."""
+    return [r for r in doc["check_ins"] if r["monitor_slug"] == slug and r["status"] == "missed"]
+
+
+def dates(rows: list[Row]) -> list[str]:
+    """date_added of missed rows, each also its date_updated and expected_time (§4.1)."""
+    for row in rows:
+        assert row["date_updated"] == row["expected_time"] == row["date_added"], row
+        assert row["timeout_at"] is None and row["duration_ms"] is None
+        generated_id(row)
+    return [row["date_added"] for row in rows]
+
+
 # 1 ------------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ first expectation misread the spec.
 from __future__ import annotations
 
 from test_blackbox_scenarios import (
+    MISSED,
     ci,
     cid,
     contract_events,
@@ -24,8 +25,6 @@ from test_blackbox_scenarios import (
     simulate,
     t,
 )
-
-MISSED = "A missed check-in was detected"
 
 
 def test_incident_ticks_mark_in_progress_unknown_and_drop_miss_occurrences() -> None:
