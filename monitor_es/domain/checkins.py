@@ -58,11 +58,14 @@ def process_check_in(
     # A missing, empty or non-string name means production (a non-string is rejected later).
     env_name = raw_env if raw_env and isinstance(raw_env, str) else DEFAULT_ENVIRONMENT
     minute = p.minute_of(ts)
-    # Slugs are stored slugified and slugify is idempotent: a sent slug that names an
-    # existing monitor is its own slug, so the usual check-in skips slugify.
-    monitor_key = (project, event.monitor_slug)
+    # Slugs are stored slugified, and a sent slug that names an existing monitor is nearly
+    # always its own slug, so the usual check-in skips slugify. Not one ending in "_": only
+    # the 50-character cut leaves a stored slug so (spec §2.1), and slugify strips a sent
+    # one's "_", so it names another monitor (the one the producer routed it to).
+    sent_slug = event.monitor_slug
+    monitor_key = (project, sent_slug)
     envs = p.environments.get(monitor_key)
-    if envs is None:
+    if envs is None or sent_slug[-1:] == "_":
         monitor_key = (project, checked_slug(event.monitor_slug))
         envs = p.environments.get(monitor_key)
     known = None if envs is None else envs.get(env_name)  # looked up once per check-in

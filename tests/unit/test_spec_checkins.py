@@ -449,3 +449,18 @@ def test_simulate_json_reports_the_audited_rejections_with_their_details() -> No
     assert [(e["environment"], e["next_checkin"]) for e in doc["environments"]] == [
         ("production", "2024-05-01T13:00:00Z")  # the time-zone edit moved nothing
     ]
+
+
+def test_a_sent_slug_ending_in_underscore_names_the_monitor_slugify_gives_it() -> None:
+    """§2.1: the 50-character cut keeps a trailing "_" ("a"*49 + "_b" -> "a"*49 + "_"), but
+    slugify strips one from a sent slug: a check-in sent with the stored slug itself names
+    the monitor "a"*49, as Sentry would find it (and as the producer routes it), not the
+    monitor whose stored slug it spells."""
+    run = Run()
+    long_slug = "a" * 49 + "_b"
+    run.checkin(T + secs(10), "ok", slug=long_slug, config=HOURLY)
+    assert [m.slug for m in run.p.monitors.values()] == ["a" * 49 + "_"]
+    events = run.checkin(T + secs(20), "ok", slug="a" * 49 + "_", config=HOURLY)
+    assert [e.monitor_slug for e in of_type(events, "monitor_created")] == ["a" * 49]
+    [created] = of_type(events, "check_in_created")
+    assert created.monitor_slug == "a" * 49
