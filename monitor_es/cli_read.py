@@ -15,14 +15,21 @@ from types import FrameType
 
 import msgspec
 
-from monitor_es.cli_errors import OK, NoRedis, output
+from monitor_es.cli_errors import OK, NoRedis, output, redis_problem
 from monitor_es.cli_options import URL_ENV, redis_option
 from monitor_es.deployment_status import DeploymentStatus, Progress, read_status
 from monitor_es.domain.events import DerivedEvent, event_json
 from monitor_es.domain.time import iso
-from monitor_es.store.connection import Client, connect
+from monitor_es.store.connection import Client, connect, safe_url
 from monitor_es.store.deployment import Deployment, require_deployment
-from monitor_es.workers.tail import IDLE_S, OutCursor, describe, follow_events, is_notable
+from monitor_es.workers.tail import (
+    IDLE_S,
+    OutCursor,
+    Unavailable,
+    describe,
+    follow_events,
+    is_notable,
+)
 from projections.report import environment_row
 
 
@@ -156,8 +163,25 @@ def _tail(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    follow_events(cursor, stop, _printer(args))
+    follow_events(cursor, stop, _printer(args), _report_outage(args.redis_url))
     return OK
+
+
+def _report_outage(url: str) -> Unavailable:
+    """One stderr line when Redis goes away (not one per try), and one when it is back."""
+    down = False
+
+    def report(exc: Exception | None, wait: float) -> None:
+        nonlocal down
+        if exc is None:
+            print(f"monitor-es: Redis at {safe_url(url)} answers again", file=sys.stderr)
+            down = False
+        elif not down:
+            print(f"monitor-es: {redis_problem(exc, url)}; following again when it answers",
+                  file=sys.stderr)  # fmt: skip
+            down = True
+
+    return report
 
 
 def _printer(args: argparse.Namespace) -> Callable[[DerivedEvent], None]:

@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 from monitor_es.codec import decode_out_entry
 from monitor_es.domain.events import DerivedEvent, event_json
-from monitor_es.store.connection import Client, as_text
+from monitor_es.store.connection import UNAVAILABLE, Client, as_text
 from monitor_es.store.log import PartitionStore
+from monitor_es.workers.rounds import RETRY_MAX_S, backoff
 
 # What a person watching the console cares about; check-in records would drown it.
 NOTABLE = frozenset(
@@ -71,23 +72,53 @@ class OutCursor:
         self.positions = ["0-0" if from_start else _last_id(store) for store in self.stores]
 
     def read(self) -> list[DerivedEvent]:
-        """The events committed past the cursor (a bounded round), moving the cursor past them."""
+        """The events committed past the cursor (a bounded round), moving the cursor past them.
+
+        The cursor moves only when the whole round was read: a round that fails part-way
+        (Redis went away) is read again in full, so no event is skipped.
+        """
         events: list[DerivedEvent] = []
+        positions = list(self.positions)
         for n, store in enumerate(self.stores):
             # "(" makes the range exclusive: everything after the last entry read.
-            for entry_id, payload in store.read_out(start=f"({self.positions[n]}", count=_ROUND):
-                self.positions[n] = entry_id
+            for entry_id, payload in store.read_out(start=f"({positions[n]}", count=_ROUND):
+                positions[n] = entry_id
                 events.extend(decode_out_entry(payload))
+        self.positions = positions
         return events
 
 
+# Called with the error and the wait before the next try while Redis cannot be read, then
+# with (None, 0.0) once it can again.
+Unavailable = Callable[[Exception | None, float], None]
+
+
 def follow_events(
-    cursor: OutCursor, stop: threading.Event, handle: Callable[[DerivedEvent], None]
+    cursor: OutCursor,
+    stop: threading.Event,
+    handle: Callable[[DerivedEvent], None],
+    on_unavailable: Unavailable | None = None,
 ) -> None:
     """Hands every event committed past `cursor` to `handle`, in each partition's order,
-    until `stop` is set."""
+    until `stop` is set.
+
+    While Redis cannot be reached (a restart, a failover) it waits and tries again from the
+    same place, so a follower sees every event once across the outage.
+    """
+    wait: float | None = None
     while not stop.is_set():
-        events = cursor.read()
+        try:
+            events = cursor.read()
+        except UNAVAILABLE as exc:
+            wait = backoff(wait, RETRY_MAX_S)
+            if on_unavailable is not None:
+                on_unavailable(exc, wait)
+            stop.wait(wait)
+            continue
+        if wait is not None:
+            wait = None
+            if on_unavailable is not None:
+                on_unavailable(None, 0.0)
         for event in events:
             handle(event)
         if not events:

@@ -17,6 +17,7 @@ from typing import IO, Any
 import pytest
 import redis
 from redis.cluster import RedisCluster
+from redis_process import RedisProcess
 from test_cli_operator import CLI, SCENARIOS, _env, _wait_for, assert_one_line_failure, run_cli
 from test_cli_operator import (
     test_a_malformed_redis_url_is_a_usage_error as malformed_url_is_a_usage_error,
@@ -303,3 +304,45 @@ def test_tail_all_prints_every_event_and_stops_when_its_reader_leaves(
     done = shell(f"{tail} | true")
     assert (done.returncode, done.stdout) == (0, ""), done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_tail_follows_on_across_a_redis_restart_without_repeating_or_losing_events(
+    redis_aof_server: RedisProcess,
+) -> None:
+    url = redis_aof_server.url
+    simulate("rejections", "--redis-url", url)
+    before = simulate("rejections")["events"]
+    with process("tail", "--redis-url", url, "--json", "--from-start") as tail:
+        assert tail.stderr is not None
+        assert "following" in tail.stderr.readline()
+        assert [json.loads(line) for line in read_lines(tail.stdout, len(before))] == before
+        redis_aof_server.stop()
+        assert "following again when it answers" in tail.stderr.readline()
+        redis_aof_server.start()  # AOF: the out streams are back as they were
+        assert "answers again" in tail.stderr.readline()
+        client = redis.Redis.from_url(url)
+        with process("worker", "--redis-url", url) as worker:
+            append_lines(
+                client,
+                [
+                    {"type": "check_in", "ts": "2024-05-01T12:03:10Z", "project": "acme",
+                     "monitor_slug": "fresh", "check_in_id": "f0000000-0000-4000-8000-000000000099",
+                     "status": "ok",
+                     "monitor_config": {"schedule_type": "crontab", "schedule": "0 * * * *"}},
+                ],
+            )  # fmt: skip
+            after = []
+            while not after or (after[-1]["type"], after[-1].get("monitor_slug")) != (
+                "check_in_created",
+                "fresh",
+            ):
+                after.append(json.loads(read_lines(tail.stdout, 1)[0]))
+            assert stop(worker, signal.SIGTERM)[0] == 0
+        code, _, _ = stop(tail, signal.SIGINT)
+        client.close()
+    # What followed the restart is what the new entry derived (its minute's tick, then the
+    # new monitor): nothing printed before came again.
+    assert {e["id"] for e in after}.isdisjoint(e["id"] for e in before)
+    fresh = [e["type"] for e in after if e.get("monitor_slug") == "fresh"]
+    assert fresh == ["monitor_created", "environment_created", "check_in_created"]
+    assert code == 0
