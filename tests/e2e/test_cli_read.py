@@ -64,6 +64,15 @@ def append_lines(client: redis.Redis, lines: list[dict[str, Any]]) -> None:
     Producer(client).append_all([e.event for e in entries], ids=[e.id for e in entries])
 
 
+def fresh_check_in(ts: str, status: str) -> dict[str, Any]:
+    """A check-in line creating the hourly monitor acme/fresh."""
+    return {
+        "type": "check_in", "ts": ts, "project": "acme", "monitor_slug": "fresh",
+        "check_in_id": "f0000000-0000-4000-8000-000000000001", "status": status,
+        "monitor_config": {"schedule_type": "crontab", "schedule": "0 * * * *"},
+    }  # fmt: skip
+
+
 @contextmanager
 def process(*args: str) -> Iterator[subprocess.Popen[str]]:
     """`monitor-es ARGS` running in the background, killed if the test leaves it running."""
@@ -266,15 +275,7 @@ def test_tail_shows_notable_events_committed_after_it_started(
     ):
         assert tail.stderr is not None
         assert "following 1 partition(s) from now" in tail.stderr.readline()
-        append_lines(
-            real_client,
-            [
-                {"type": "check_in", "ts": "2024-05-01T09:30:10Z", "project": "acme",
-                 "monitor_slug": "fresh", "check_in_id": "f0000000-0000-4000-8000-000000000001",
-                 "status": "error",
-                 "monitor_config": {"schedule_type": "crontab", "schedule": "0 * * * *"}},
-            ],
-        )  # fmt: skip
+        append_lines(real_client, [fresh_check_in("2024-05-01T09:30:10Z", "error")])
         lines = read_lines(tail.stdout, 4)
         code, rest, _ = stop(tail, signal.SIGTERM)
         assert stop(worker, signal.SIGTERM)[0] == 0
@@ -322,15 +323,7 @@ def test_tail_follows_on_across_a_redis_restart_without_repeating_or_losing_even
         assert "answers again" in tail.stderr.readline()
         client = redis.Redis.from_url(url)
         with process("worker", "--redis-url", url) as worker:
-            append_lines(
-                client,
-                [
-                    {"type": "check_in", "ts": "2024-05-01T12:03:10Z", "project": "acme",
-                     "monitor_slug": "fresh", "check_in_id": "f0000000-0000-4000-8000-000000000099",
-                     "status": "ok",
-                     "monitor_config": {"schedule_type": "crontab", "schedule": "0 * * * *"}},
-                ],
-            )  # fmt: skip
+            append_lines(client, [fresh_check_in("2024-05-01T12:03:10Z", "ok")])
             after = []
             while not after or (after[-1]["type"], after[-1].get("monitor_slug")) != (
                 "check_in_created",
