@@ -28,9 +28,11 @@ from monitor_es.client import (
     Status,
     Unsent,
 )
+from monitor_es.domain.config import DEFAULT_MARGIN_MINUTES, DEFAULT_MAX_RUNTIME_MINUTES
 from monitor_es.store.deployment import NotInitialised
 
 PROJECT_ENV = "MONITOR_ES_PROJECT"
+ENVIRONMENT_ENV = "MONITOR_ES_ENVIRONMENT"
 # Heartbeats count against the rate limit (6 check-ins per environment and minute).
 MIN_HEARTBEAT_S = 60
 # Shell conventions for a command that could not be started, and for a signal's death.
@@ -101,7 +103,10 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         help=f"the project (default: ${PROJECT_ENV}; required)",
     )  # fmt: skip
     parser.add_argument("monitor", metavar="MONITOR", help="the monitor's slug")
-    parser.add_argument("--env", help="the environment (default: production)")
+    parser.add_argument(
+        "--env", default=os.environ.get(ENVIRONMENT_ENV) or None,
+        help=f"the environment (default: ${ENVIRONMENT_ENV}, else production)",
+    )  # fmt: skip
     config = parser.add_argument_group(
         "monitor config", "create or update the monitor with the check-in (upsert)"
     )
@@ -111,10 +116,23 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
         "--interval", metavar="N UNIT", help='an interval, e.g. "10 minute" (minute ... year)'
     )
     config.add_argument("--timezone", help="the schedule's time zone (default UTC)")
-    config.add_argument("--checkin-margin", type=int, metavar="MINUTES")
-    config.add_argument("--max-runtime", type=int, metavar="MINUTES")
-    config.add_argument("--failure-threshold", type=int, metavar="N")
-    config.add_argument("--recovery-threshold", type=int, metavar="N")
+    config.add_argument(
+        "--checkin-margin", type=int, metavar="MINUTES",
+        help=f"how late a check-in may be before it is missed (default {DEFAULT_MARGIN_MINUTES})",
+    )  # fmt: skip
+    config.add_argument(
+        "--max-runtime", type=int, metavar="MINUTES",
+        help="how long a run may stay in progress before it times out "
+        f"(default {DEFAULT_MAX_RUNTIME_MINUTES})",
+    )  # fmt: skip
+    config.add_argument(
+        "--failure-threshold", type=int, metavar="N",
+        help="consecutive failures that open an incident (default 1)",
+    )  # fmt: skip
+    config.add_argument(
+        "--recovery-threshold", type=int, metavar="N",
+        help="consecutive ok check-ins that resolve it (default 1)",
+    )  # fmt: skip
 
 
 def monitor_config(args: argparse.Namespace) -> dict[str, Any] | None:

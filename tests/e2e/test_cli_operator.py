@@ -31,7 +31,9 @@ PASSWORD = "s3cret-pw"
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"MONITOR_ES_REDIS_URL"}}
+    # What a developer's shell may set for the commands must not reach the tests.
+    ours = {"MONITOR_ES_REDIS_URL", "MONITOR_ES_PROJECT", "MONITOR_ES_ENVIRONMENT"}
+    env = {k: v for k, v in os.environ.items() if k not in ours}
     return {**env, **extra}
 
 

@@ -20,6 +20,12 @@ import redis
 from redis_process import free_port
 from send_helpers import folded, logged, of_type
 from test_cli_operator import CLI, _env, run_cli
+from test_cli_operator import (
+    test_a_malformed_redis_url_is_a_usage_error as malformed_url_is_a_usage_error,
+)
+from test_cli_operator import (
+    test_every_command_describes_itself_and_each_option as describes_itself,
+)
 
 from monitor_es.cli_send import _heartbeats, split_command
 from monitor_es.client import SEND_SOCKET, CronsClient
@@ -54,6 +60,19 @@ def statuses(client: Client) -> list[tuple[str, str]]:
 
 
 # ---------------------------------------------------------------- checkin
+
+
+@pytest.mark.parametrize("command", ["checkin", "exec"])
+def test_checkin_and_exec_describe_themselves_and_refuse_a_malformed_url(command: str) -> None:
+    describes_itself(command)  # the checks every other command passes
+    malformed_url_is_a_usage_error(command, "redis//x", "not a Redis URL")
+
+
+def test_the_environment_can_come_from_the_environment(url: str, real_client: redis.Redis) -> None:
+    done = send(url, "checkin", "backup", "ok", *HOURLY, MONITOR_ES_ENVIRONMENT="staging")
+    assert done.returncode == 0, done.stderr
+    [created] = of_type(folded(real_client), "check_in_created")
+    assert created["environment"] == "staging"
 
 
 def test_checkin_prints_the_run_id_and_the_reducer_upserts_the_monitor(
