@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from processes import exit_codes, reap
 from redis_process import RedisProcess
 from test_runtime_resilience import drained
 from test_worker_recovery import (
@@ -187,22 +188,12 @@ class Crew:
             time.sleep(0.02)
         for proc in self.running:
             proc.send_signal(signal.SIGTERM)
-        codes = []
-        for proc in self.running:
-            try:
-                codes.append(proc.wait(timeout=15))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                codes.append(proc.wait())
+        codes = exit_codes(self.running)
         self.running = []
         return codes
 
     def reap(self) -> None:
-        for proc in self.all:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)
-                proc.kill()
-                proc.wait()
+        reap(self.all)
 
 
 def pending(client: Client, partitions: int | None = None) -> int:

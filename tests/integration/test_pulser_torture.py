@@ -51,6 +51,7 @@ from typing import cast
 
 import pytest
 import redis
+from processes import exit_codes, reap
 from test_aggregator import NORMAL, base_minute, decisions_in_log, set_stream_time, write_volumes
 from test_aggregator import N as AGGREGATOR_PARTITIONS
 from test_crash_torture import seeds
@@ -437,21 +438,10 @@ class Crew:
         for proc in procs:
             wait_for(lambda p=proc: time.monotonic() - self.born[p] > 2.0, 5, "startup")
             proc.send_signal(signal.SIGTERM)
-        codes = []
-        for proc in procs:
-            try:
-                codes.append(proc.wait(timeout=15))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                codes.append(proc.wait())
-        return codes
+        return exit_codes(procs)
 
     def reap(self) -> None:
-        for proc in self.all:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)
-                proc.kill()
-                proc.wait()
+        reap(self.all)
 
 
 # ------------------------------------------------------------------ the torture
