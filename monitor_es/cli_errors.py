@@ -18,6 +18,7 @@ from redis.exceptions import (
     ResponseError,
 )
 
+from monitor_es.client import InvalidCheckIn
 from monitor_es.store.connection import UNAVAILABLE, InvalidRedisURL, safe_url
 from monitor_es.store.deployment import DeploymentMismatch, ForeignData, NotInitialised
 from monitor_es.store.functions import LibraryOutdated
@@ -42,6 +43,8 @@ def failure(exc: Exception, args: argparse.Namespace) -> tuple[str, int]:
         return str(exc), unusable
     if isinstance(exc, NoRedis):
         return str(exc), 2  # a usage error
+    if isinstance(exc, InvalidCheckIn):
+        return f"check-in refused: {exc}", 2  # what was asked for is wrong, as a usage error
     if isinstance(exc, InUse):
         return f"Redis at {safe_url(args.redis_url)}: {exc}", unusable
     if isinstance(exc, (RedisError, RedisClusterException, *UNAVAILABLE)):

@@ -22,7 +22,6 @@ from monitor_es.cli_options import URL_ENV, at_least, redis_option
 from monitor_es.client import (
     STATUSES,
     CronsClient,
-    InvalidCheckIn,
     Monitored,
     Run,
     Status,
@@ -164,22 +163,15 @@ def _client(args: argparse.Namespace) -> CronsClient:
 
 
 def _checkin(args: argparse.Namespace) -> int:
-    client = _client(args)
-    try:
-        run_id = client.check_in(
-            args.monitor,
-            args.status,
-            check_in_id=args.id,
-            duration=args.duration,
-            monitor_config=monitor_config(args),
-            trace_id=args.trace_id,
-        )
-    except InvalidCheckIn as exc:
-        print(f"monitor-es: check-in refused: {exc}", file=sys.stderr)
-        return 2
-    except NotInitialised as exc:
-        print(f"monitor-es: {exc}", file=sys.stderr)
-        return 1
+    # A refused check-in, an uninitialised deployment or a Redis error ends in main.
+    run_id = _client(args).check_in(
+        args.monitor,
+        args.status,
+        check_in_id=args.id,
+        duration=args.duration,
+        monitor_config=monitor_config(args),
+        trace_id=args.trace_id,
+    )
     with output():
         print(run_id)
     return OK
@@ -190,13 +182,11 @@ def _exec(args: argparse.Namespace) -> int:
     if not argv:
         print("monitor-es exec: no command given (monitor-es exec JOB -- COMMAND)", file=sys.stderr)
         return 2
-    try:  # a mistake in the options is a usage error: say so before running anything
-        job = _client(args).monitor(
-            args.monitor, monitor_config=monitor_config(args), on_unsent=_warning(args)
-        )
-    except InvalidCheckIn as exc:
-        print(f"monitor-es: check-in refused: {exc}", file=sys.stderr)
-        return 2
+    # A mistake in the options (InvalidCheckIn) ends in main as a usage error, before the
+    # job runs.
+    job = _client(args).monitor(
+        args.monitor, monitor_config=monitor_config(args), on_unsent=_warning(args)
+    )
     run = job.begin()
     # The job starts at once: a slow Redis delays its in_progress, never the job itself.
     opening = threading.Thread(target=job.report_start, args=(run,), name="in_progress")

@@ -197,7 +197,7 @@ class CronsClient:
         warning is logged) and the run goes on.
         """
         env = environment if environment is not None else self.environment
-        check_in_event(
+        check_in_event(  # any valid id will do: each run gets its own
             self.project,
             monitor_slug,
             "in_progress",
