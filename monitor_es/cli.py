@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
 import traceback
@@ -14,7 +13,6 @@ from contextlib import ExitStack
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from tempfile import TemporaryFile
-from types import FrameType
 from typing import cast
 
 from redis.exceptions import AuthenticationError, RedisClusterException
@@ -33,6 +31,7 @@ from monitor_es.cli_errors import (
     flush_stdout,
     not_a_cluster,
     output,
+    stop_on_signals,
 )
 from monitor_es.cli_options import (
     MIN_LEASE_TTL_MS,
@@ -350,21 +349,6 @@ def _initialised(client: Client, args: argparse.Namespace) -> Deployment:
     return ensure_deployment(client, args.partitions, requested_limits(args), default_partitions=16)
 
 
-def _stop_on_signals() -> threading.Event:
-    """SIGTERM or SIGINT asks for a clean stop; a second one stops at once."""
-    stop = threading.Event()
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        log.info("%s: stopping (send it again to stop at once)", signal.Signals(signum).name)
-        stop.set()
-        for again in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(again, signal.SIG_DFL)
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, handle)
-    return stop
-
-
 def _deployment(url: str | None, stop: threading.Event) -> tuple[Client, Deployment] | None:
     """A client and the deployment's settings, once Redis answers; None if not initialised
     or stopped first.
@@ -402,7 +386,7 @@ def _deployment(url: str | None, stop: threading.Event) -> tuple[Client, Deploym
 def _worker(args: argparse.Namespace) -> int:
     _require_url(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     found = _deployment(args.redis_url, stop)
     if found is None:
         return OK if stop.is_set() else FAILED
@@ -421,7 +405,7 @@ def _worker(args: argparse.Namespace) -> int:
 def _pulse(args: argparse.Namespace) -> int:
     _require_url(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     found = _deployment(args.redis_url, stop)
     if found is None:
         return OK if stop.is_set() else FAILED
@@ -442,7 +426,7 @@ def _run(args: argparse.Namespace) -> int:
     where = safe_url(args.redis_url) if args.redis_url else "an embedded in-process Redis"
     deployment = _initialised(client, args)
     partitions = deployment.partitions
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     pulser = Pulser(client, partitions, interval_s=args.interval)
     helpers = [threading.Thread(target=pulser.run, args=(stop,), name="pulser", daemon=True)]
     helpers.append(_retrying("tail", lambda: follow(client, partitions, stop), stop))

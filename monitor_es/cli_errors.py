@@ -1,12 +1,17 @@
-"""How a `monitor-es` command ends: exit codes and one-line messages instead of tracebacks."""
+"""How a `monitor-es` command ends: exit codes, one-line messages instead of tracebacks,
+and stopping on SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 from redis.exceptions import (
     AuthenticationError,
@@ -22,6 +27,8 @@ from monitor_es.client import InvalidCheckIn
 from monitor_es.store.connection import UNAVAILABLE, InvalidRedisURL, safe_url
 from monitor_es.store.deployment import DeploymentMismatch, ForeignData, NotInitialised
 from monitor_es.store.functions import LibraryOutdated
+
+log = logging.getLogger("monitor_es.cli")
 
 # Exit codes. A usage error exits 2 too (argparse).
 OK = 0
@@ -122,3 +129,18 @@ class NoRedis(Exception):
 
 class InUse(Exception):
     """simulate --redis-url was pointed at a deployment that holds entries or runs workers."""
+
+
+def stop_on_signals() -> threading.Event:
+    """SIGTERM or SIGINT asks for a clean stop; a second one stops at once."""
+    stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.info("%s: stopping (send it again to stop at once)", signal.Signals(signum).name)
+        stop.set()
+        for again in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(again, signal.SIG_DFL)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handle)
+    return stop

@@ -6,16 +6,14 @@ import argparse
 import io
 import os
 import select
-import signal
 import stat
 import sys
 import threading
 from collections.abc import Callable
-from types import FrameType
 
 import msgspec
 
-from monitor_es.cli_errors import OK, NoRedis, output, redis_problem
+from monitor_es.cli_errors import OK, NoRedis, output, redis_problem, stop_on_signals
 from monitor_es.cli_options import URL_ENV, redis_option
 from monitor_es.deployment_status import DeploymentStatus, Progress, read_status
 from monitor_es.domain.events import DerivedEvent, event_json
@@ -153,7 +151,7 @@ def _progress_line(p: Progress) -> str:
 
 def _tail(args: argparse.Namespace) -> int:
     client, deployment = _deployment(args)
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     _any_name_prints()
     _stop_when_the_reader_leaves(stop)
     cursor = OutCursor(client, deployment.partitions, from_start=args.from_start)
@@ -204,18 +202,6 @@ def _any_name_prints() -> None:
     """A project or slug the locale cannot encode prints escaped rather than failing."""
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
-
-
-def _stop_on_signals() -> threading.Event:
-    """SIGINT or SIGTERM ends the follow (tail has nothing to finish)."""
-    stop = threading.Event()
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, handle)
-    return stop
 
 
 def _stop_when_the_reader_leaves(stop: threading.Event) -> None:
