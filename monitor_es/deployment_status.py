@@ -101,17 +101,17 @@ def read_progress(client: Client, partitions: Iterable[int]) -> list[Progress]:
         pipe.xrevrange(pk.log, count=1)
         pipe.xlen(pk.dlq)
         pipe.get(pk.lease)
+        pipe.hget(pk.state, CLOCK_FIELD)
     replies = pipe.execute()
-    clocks = _clocks(client, numbers)
     rows = []
     for n, partition in enumerate(numbers):
-        meta, groups, newest, dead, lease = replies[5 * n : 5 * n + 5]
+        meta, groups, newest, dead, lease, clock = replies[6 * n : 6 * n + 6]
         rows.append(
             Progress(
                 partition=partition,
                 committed_id=None if meta[0] is None else as_text(meta[0]),
                 stream_time=None if meta[1] is None else from_ms(int(meta[1])),
-                last_tick=clocks[n],
+                last_tick=_last_tick(clock),
                 log_last_id=as_text(newest[0][0]) if newest else None,
                 unfolded=_unfolded(groups),
                 dead_letters=int(dead),
@@ -122,15 +122,9 @@ def read_progress(client: Client, partitions: Iterable[int]) -> list[Progress]:
     return rows
 
 
-def _clocks(client: Client, partitions: list[int]) -> list[datetime | None]:
-    pipe = client.pipeline(transaction=False)
-    for partition in partitions:
-        pipe.hget(keys.partition_keys(partition).state, CLOCK_FIELD)
-    ticks: list[datetime | None] = []
-    for blob in pipe.execute():
-        clock = None if blob is None else decode_state_field(CLOCK_FIELD, blob)
-        ticks.append(clock.last_tick if isinstance(clock, ClockState) else None)
-    return ticks
+def _last_tick(blob: bytes | None) -> datetime | None:
+    clock = None if blob is None else decode_state_field(CLOCK_FIELD, blob)
+    return clock.last_tick if isinstance(clock, ClockState) else None
 
 
 def _unfolded(groups: list[dict[str, object]]) -> int | None:
