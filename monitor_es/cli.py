@@ -64,7 +64,7 @@ from monitor_es.workers.demo import run_demo
 from monitor_es.workers.pulser import Pulser
 from monitor_es.workers.rounds import backoff
 from monitor_es.workers.runner import WorkerProcess
-from monitor_es.workers.tail import follow
+from monitor_es.workers.tail import OutCursor, follow
 from projections.report import EventSpool, Report
 from projections.summary import print_summary
 
@@ -429,7 +429,10 @@ def _run(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     pulser = Pulser(client, partitions, interval_s=args.interval)
     helpers = [threading.Thread(target=pulser.run, args=(stop,), name="pulser", daemon=True)]
-    helpers.append(_retrying("tail", lambda: follow(client, partitions, stop), stop))
+    # Placed before the demo appends or the worker commits anything, so the console shows
+    # every event from the first one on (a restart after a Redis error goes on from there).
+    cursor = OutCursor(client, partitions)
+    helpers.append(_retrying("tail", lambda: follow(cursor, stop), stop))
     if args.demo:
         producer = Producer(client, partitions)
         helpers.append(_retrying("demo", lambda: run_demo(producer, stop), stop, again=False))

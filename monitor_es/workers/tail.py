@@ -125,16 +125,14 @@ def follow_events(
             stop.wait(IDLE_S)
 
 
-def follow(
-    client: Client, partitions: int, stop: threading.Event, emit: Callable[[str], None] = print
-) -> None:
-    """Reports notable derived events of every partition until `stop` is set."""
+def follow(cursor: OutCursor, stop: threading.Event, emit: Callable[[str], None] = print) -> None:
+    """Reports notable derived events committed past `cursor` until `stop` is set."""
 
     def notable(event: DerivedEvent) -> None:
         if is_notable(event):
             emit(describe(event))
 
-    follow_events(OutCursor(client, partitions), stop, notable)
+    follow_events(cursor, stop, notable)
 
 
 def _last_id(store: PartitionStore) -> str:
