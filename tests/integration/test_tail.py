@@ -9,7 +9,7 @@ from pathlib import Path
 from monitor_es.redis_simulate import simulate_on_redis
 from monitor_es.store.connection import Client
 from monitor_es.store.deployment import init_deployment
-from monitor_es.workers.tail import follow
+from monitor_es.workers.tail import OutCursor, follow
 
 SCENARIO = Path(__file__).parent.parent / "scenarios" / "missed_with_margin.jsonl"
 
@@ -18,7 +18,8 @@ def test_follow_reports_incidents_and_misses_but_not_check_in_records(client: Cl
     init_deployment(client, 2)
     lines: list[str] = []
     stop = threading.Event()
-    tail = threading.Thread(target=follow, args=(client, 2, stop, lines.append), daemon=True)
+    cursor = OutCursor(client, 2)
+    tail = threading.Thread(target=follow, args=(cursor, stop, lines.append), daemon=True)
     tail.start()
     time.sleep(0.2)  # let it take its starting point before anything is committed
     simulate_on_redis(client, SCENARIO.read_text().splitlines())
