@@ -4,10 +4,11 @@ FROM python:3.11-slim
 # hiredis and msgspec ship wheels for this platform: no compiler needed.
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# constraints.txt: the versions the test suite last passed with.
+COPY pyproject.toml README.md constraints.txt ./
 COPY monitor_es ./monitor_es
 COPY projections ./projections
-RUN pip install . && useradd --system --uid 10001 monitor-es
+RUN pip install . -c constraints.txt && useradd --system --uid 10001 monitor-es
 USER monitor-es
 
 ENTRYPOINT ["monitor-es"]

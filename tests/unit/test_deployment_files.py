@@ -74,6 +74,9 @@ def test_the_image_holds_every_package_and_runs_the_console_script() -> None:
     assert "pyproject.toml" in copied
     runs = [words[1:] for words in instructions if words[0] == "RUN"]
     assert any(run[:3] == ["pip", "install", "."] for run in runs)  # the project itself
+    # ... with the exact versions CI passed with, as make installs them.
+    assert "constraints.txt" in copied
+    assert any(run[:5] == ["pip", "install", ".", "-c", "constraints.txt"] for run in runs)
     (script,) = project["project"]["scripts"]
     assert ["ENTRYPOINT", f'["{script}"]'] in instructions
     assert any(words[0] == "USER" for words in instructions)  # not root
