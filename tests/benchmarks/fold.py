@@ -2,8 +2,9 @@
 
 Both sides decode every entry with `codec.decode_entry` in batches of 500; the reducer side
 folds each batch into one Partition, the baseline does one dict update per event. Only
-check-ins are counted in the rates (pulses are reported apart). Each side is warmed up once,
-then three alternating runs of each; the best of each side is kept.
+check-ins are counted in the rates (pulses are reported apart). A third side, the skeleton
+fold of skeleton.py, shows the least any fold of this design costs here. Each side is warmed
+up once, then three alternating runs of each; the best of each side is kept.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from monitor_es.domain.events import CheckInReported
 from monitor_es.domain.partition import Partition
 from monitor_es.domain.reducer import LogEntry, fold
 from tests.benchmarks.report import Figure, number, percentile, table
+from tests.benchmarks.skeleton import skeleton_once
 from tests.benchmarks.workload import QUICK, Workload, WorkloadSpec, build
 
 BATCH = 500
@@ -41,6 +43,7 @@ class FoldReport:
     derived: int
     fold_seconds: float
     trivial_seconds: float
+    skeleton_seconds: float  # a ceiling for the reducer, not a baseline (skeleton.py)
     env_sizes: list[int]  # ascending: encoded record + field name, per environment
 
     def figures(self) -> list[Figure]:
@@ -98,12 +101,15 @@ def measure(workload: Workload, runs: int = RUNS) -> FoldReport:
     """Runs both sides on the workload's wire form (best of `runs` after one warm-up)."""
     _, partition, derived = fold_once(workload.wire)  # the warm-up; its end state gives sizes
     trivial_once(workload.wire)
-    # Alternating, so a slow spell of the machine hits both sides rather than one.
+    skeleton_once(decoded_batches(workload.wire))
+    # Alternating, so a slow spell of the machine hits every side rather than one.
     fold_times: list[float] = []
     trivial_times: list[float] = []
+    skeleton_times: list[float] = []
     for _ in range(runs):
         fold_times.append(fold_once(workload.wire)[0])
         trivial_times.append(trivial_once(workload.wire))
+        skeleton_times.append(skeleton_once(decoded_batches(workload.wire)))
     best_fold, best_trivial = min(fold_times), min(trivial_times)
     return FoldReport(
         check_ins=workload.check_ins,
@@ -111,6 +117,7 @@ def measure(workload: Workload, runs: int = RUNS) -> FoldReport:
         derived=derived,
         fold_seconds=best_fold,
         trivial_seconds=best_trivial,
+        skeleton_seconds=min(skeleton_times),
         env_sizes=env_sizes(partition),
     )
 
@@ -119,6 +126,7 @@ def describe(report: FoldReport) -> str:
     """The detail lines printed before the table."""
     fold_rate = report.check_ins / report.fold_seconds
     trivial_rate = report.check_ins / report.trivial_seconds
+    skeleton_rate = report.check_ins / report.skeleton_seconds
     sizes = report.env_sizes
     return "\n".join(
         [
@@ -127,6 +135,8 @@ def describe(report: FoldReport) -> str:
             f"  reducer fold   {report.fold_seconds:7.2f} s  {number(fold_rate)} check-ins/s  "
             f"({report.derived:,} derived events)",
             f"  trivial fold   {report.trivial_seconds:7.2f} s  {number(trivial_rate)} check-ins/s",
+            f"  skeleton fold  {report.skeleton_seconds:7.2f} s  {number(skeleton_rate)} "
+            "check-ins/s  (the least work any fold does per check-in: a ceiling for the reducer)",
             f"  ratio {fold_rate / trivial_rate:.2f}; target ≥ {number(FOLD_TARGET)} check-ins/s",
             f"  env state (record + field): {len(sizes):,} environments, "
             f"avg {sum(sizes) / len(sizes):.0f} B, p99 {percentile(sizes, 0.99)} B, "

@@ -354,9 +354,11 @@ def test_workers_killed_and_paused_at_random_leave_exactly_the_pure_fold(
     real_client: redis.Redis, redis_server: str, worker_logs: Path, seed: int
 ) -> None:
     outcome = torture(redis_server, seed, worker_logs, slots=120, chunks=30)
-    assert outcome.kills >= 3 and outcome.pauses >= 1, outcome
-    assert outcome.kills_in_flight >= 1, "no kill caught a batch in flight"
     assert outcome.leases > PARTITIONS, "no partition changed hands"
+    if "TORTURE_SEEDS" not in os.environ:
+        # The default seeds must bite; a hunted seed may draw no pause (7004 drew none).
+        assert outcome.kills >= 3 and outcome.pauses >= 1, outcome
+        assert outcome.kills_in_flight >= 1, "no kill caught a batch in flight"
 
 
 @pytest.mark.parametrize("seed", seeds("TORTURE_AOF_SEEDS", "3303"))
