@@ -15,6 +15,7 @@ from pathlib import Path
 from tempfile import TemporaryFile
 from typing import cast
 
+from prometheus_client import CollectorRegistry
 from redis.exceptions import AuthenticationError, RedisClusterException
 
 from monitor_es import cli_read, cli_send
@@ -40,6 +41,7 @@ from monitor_es.cli_options import (
     interval_option,
     limit_options,
     limits_from,
+    metrics_options,
     positive,
     redis_option,
     redis_url,
@@ -47,6 +49,7 @@ from monitor_es.cli_options import (
 )
 from monitor_es.domain.partition import Partition
 from monitor_es.domain.state import Environment
+from monitor_es.metrics import PulserMetrics, WorkerMetrics, serve
 from monitor_es.producer import Producer
 from monitor_es.redis_simulate import simulate_on_redis
 from monitor_es.replay import ReducerFailed, fold_scenario
@@ -186,6 +189,7 @@ def _parser() -> argparse.ArgumentParser:
         "--batch", type=positive, default=500, metavar="N",
         help="log entries read and committed at once per partition (default 500)",
     )  # fmt: skip
+    metrics_options(worker)
     worker.set_defaults(handler=_worker, command="worker")
 
     pulse = _command(
@@ -201,6 +205,7 @@ def _parser() -> argparse.ArgumentParser:
     pulse.add_argument(
         "--system-incidents", action="store_true", help="run the system-incident aggregator"
     )
+    metrics_options(pulse)
     pulse.set_defaults(handler=_pulse, command="pulse")
 
     run = _command(
@@ -223,6 +228,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="feed a demo job that runs every minute, then stops (watch it go missed)",
     )
+    metrics_options(run)
     run.set_defaults(handler=_run, command="run")
     cli_send.add_commands(commands)
     cli_read.add_commands(commands)
@@ -383,9 +389,20 @@ def _deployment(url: str | None, stop: threading.Event) -> tuple[Client, Deploym
     return None
 
 
+def _served_metrics(args: argparse.Namespace) -> CollectorRegistry:
+    """The process's metrics registry, served from now on if --metrics-port asks for it (so
+    a scrape sees the process even while it waits for Redis)."""
+    registry = CollectorRegistry()
+    if args.metrics_port is not None:
+        serve(registry, args.metrics_host, args.metrics_port)
+        log.info("metrics at http://%s:%s/metrics", args.metrics_host, args.metrics_port)
+    return registry
+
+
 def _worker(args: argparse.Namespace) -> int:
     _require_url(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    registry = _served_metrics(args)
     stop = stop_on_signals()
     found = _deployment(args.redis_url, stop)
     if found is None:
@@ -397,6 +414,7 @@ def _worker(args: argparse.Namespace) -> int:
         limits=deployment.limits,  # the deployment's: every worker folds alike
         lease_ttl_ms=args.lease_ttl_ms,
         batch=args.batch,
+        metrics=WorkerMetrics(registry),
     )
     process.run(stop)
     return OK
@@ -405,6 +423,7 @@ def _worker(args: argparse.Namespace) -> int:
 def _pulse(args: argparse.Namespace) -> int:
     _require_url(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    registry = _served_metrics(args)
     stop = stop_on_signals()
     found = _deployment(args.redis_url, stop)
     if found is None:
@@ -415,6 +434,7 @@ def _pulse(args: argparse.Namespace) -> int:
         deployment.partitions,
         interval_s=args.interval,
         system_incidents=args.system_incidents,
+        metrics=PulserMetrics(registry),
     )
     pulser.run(stop)
     return OK
@@ -422,12 +442,13 @@ def _pulse(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    registry = _served_metrics(args)
     client = connect(args.redis_url)
     where = safe_url(args.redis_url) if args.redis_url else "an embedded in-process Redis"
     deployment = _initialised(client, args)
     partitions = deployment.partitions
     stop = stop_on_signals()
-    pulser = Pulser(client, partitions, interval_s=args.interval)
+    pulser = Pulser(client, partitions, interval_s=args.interval, metrics=PulserMetrics(registry))
     helpers = [threading.Thread(target=pulser.run, args=(stop,), name="pulser", daemon=True)]
     # Placed before the demo appends or the worker commits anything, so the console shows
     # every event from the first one on (a restart after a Redis error goes on from there).
@@ -440,7 +461,9 @@ def _run(args: argparse.Namespace) -> int:
         thread.start()
     with output():
         print(f"monitor-es running on {where} with {partitions} partitions; Ctrl-C stops it")
-    WorkerProcess(client, partitions, limits=deployment.limits).run(stop)
+    WorkerProcess(
+        client, partitions, limits=deployment.limits, metrics=WorkerMetrics(registry)
+    ).run(stop)
     # The pulser releases its lease as it stops; a daemon thread would be cut short at exit.
     helpers[0].join(timeout=5)
     return OK

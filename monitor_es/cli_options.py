@@ -35,6 +35,26 @@ def interval_option(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def metrics_options(parser: argparse.ArgumentParser) -> None:
+    """--metrics-port and --metrics-host: serve Prometheus figures (off unless a port is given)."""
+    parser.add_argument(
+        "--metrics-port", type=port_number, metavar="PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (default: not served)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--metrics-host", default="0.0.0.0", metavar="HOST",
+        help="the address the metrics port listens on (default 0.0.0.0: every interface)",
+    )  # fmt: skip
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 1-65535."""
+    value = at_least(1)(text)
+    if value > 65_535:
+        raise argparse.ArgumentTypeError(f"not a TCP port (1-65535): {value}")
+    return value
+
+
 def redis_url(text: str) -> str:
     """An argparse type: a URL redis-py can use (a bad one is a usage error)."""
     try:

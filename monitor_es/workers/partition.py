@@ -8,8 +8,10 @@ blocks the partition: the entry is retried, and after `max_attempts` dead-letter
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from monitor_es.codec import (
     CLOCK_FIELD,
@@ -71,6 +73,8 @@ class BatchResult:
     dead_lettered: int = 0
     events: list[DerivedEvent] = field(default_factory=list)
     committed: bool = False
+    last_entry_at: datetime | None = None  # broker time of the newest entry applied
+    seconds: float = 0.0  # decoding, folding and committing it (the shell's timer)
 
 
 class PartitionWorker:
@@ -175,6 +179,7 @@ class PartitionWorker:
         result = BatchResult()
         if not raw:
             return result
+        started = time.monotonic()
         fresh: list[LogEntry] = []
         dead: list[DeadLetter] = []
         mark = None if self.last_id is None else parse_id(self.last_id)
@@ -204,8 +209,11 @@ class PartitionWorker:
             acked = [i for i in acked if parse_id(i) < parse_id(failed)]
             dead = [d for d in dead if parse_id(d.entry_id) < parse_id(failed)]
         result.applied, result.events, result.dead_lettered = len(applied), events, len(dead)
+        if applied:
+            result.last_entry_at = applied[-1].ts
         if acked:
             result.committed = self._commit(acked, applied, events, dead)
+        result.seconds = time.monotonic() - started
         return result
 
     def _fold(

@@ -6,7 +6,10 @@ from __future__ import annotations
 import logging
 import threading
 
+from prometheus_client import CollectorRegistry
+
 from monitor_es.domain.events import ClockPulsed
+from monitor_es.metrics import PulserMetrics
 from monitor_es.producer import Producer
 from monitor_es.store.connection import REDIS_ERRORS, Client
 from monitor_es.store.deployment import NotInitialised
@@ -36,8 +39,10 @@ class Pulser:
         interval_s: float = 5.0,
         owner: str | None = None,
         system_incidents: bool = False,
+        metrics: PulserMetrics | None = None,
     ) -> None:
         self.producer = Producer(client, partitions)
+        self.metrics = metrics or PulserMetrics(CollectorRegistry())
         self.leases = LeaseClient(client, owner or default_owner(), int(interval_s * 3000))
         self.interval_s = interval_s
         self.aggregator = Aggregator(client, partitions) if system_incidents else None
@@ -52,6 +57,7 @@ class Pulser:
 
     def _release(self) -> None:
         token, self.token = self.token, None
+        self.metrics.active.set(0)
         if token is None:
             return
         try:
@@ -61,6 +67,11 @@ class Pulser:
 
     def tick(self) -> bool:
         """One round: keep or take the lease, then pulse (and decide); True if it pulsed."""
+        pulsed = self._tick()
+        self.metrics.active.set(0 if self.token is None else 1)
+        return pulsed
+
+    def _tick(self) -> bool:
         if self.token is not None and not self.leases.renew_pulser(self.token):
             log.warning("pulser lease lost")
             self.token = None
@@ -69,9 +80,10 @@ class Pulser:
             if self.token is None:
                 return False
         self.producer.append(ClockPulsed())
+        self.metrics.pulses.inc()
         if self.aggregator is not None:
             try:
-                self.aggregator.step(self.token)
+                self.metrics.decided(self.aggregator.step(self.token))
             except Fenced:
                 # A newer pulser wrote while this one was paused: it is no longer the one.
                 log.warning("pulser lease lost (fenced by a newer pulser)")

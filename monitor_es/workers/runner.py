@@ -27,8 +27,10 @@ import threading
 import time
 
 import redis
+from prometheus_client import CollectorRegistry
 
 from monitor_es.domain.partition import Limits
+from monitor_es.metrics import WorkerMetrics
 from monitor_es.store.connection import REDIS_ERRORS, UNAVAILABLE, Client
 from monitor_es.store.functions import Fenced
 from monitor_es.store.leases import Lease, LeaseClient, fair_share
@@ -78,8 +80,11 @@ class WorkerProcess:
         lease_ttl_ms: int = 10_000,
         batch: int = 500,
         block_ms: int = 1_000,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.client = client
+        # Always recorded (a few counter updates per batch); served only with --metrics-port.
+        self.metrics = metrics or WorkerMetrics(CollectorRegistry())
         self.partitions = partitions
         self.limits = limits or Limits()
         self.owner = owner or default_owner()
@@ -114,6 +119,7 @@ class WorkerProcess:
         for partition, owned in list(self.owned.items()):
             if not (owned.alive() and self._renew(owned)):
                 lost.append(partition)
+        self.metrics.lease_changes.labels("lost").inc(len(lost))
         self._drop(lost)
         share = fair_share(self.partitions, live)
         # Hand surplus back so a newcomer gets its share.
@@ -139,6 +145,8 @@ class WorkerProcess:
             target=self._reduce, args=(owned,), name=f"reducer-p{lease.partition}", daemon=True
         )
         self.owned[lease.partition] = owned
+        self.metrics.lease_changes.labels("taken").inc()
+        self.metrics.owned.set(len(self.owned))
         owned.thread.start()
         log.info("partition %s: taken with token %s", lease.partition, lease.token)
 
@@ -163,8 +171,10 @@ class WorkerProcess:
                 return
             except Fenced:
                 log.warning("partition %s: fenced, another worker owns it now", partition)
+                self.metrics.lease_changes.labels("fenced").inc()
                 return
             except UNAVAILABLE as exc:
+                self.metrics.unavailable.labels(str(partition)).inc()
                 # The outcome of what was in flight is unknown: reload state and high-water
                 # mark from Redis and reclaim our pending entries, under the same lease.
                 first = wait is None or time.monotonic() - started > RETRY_MAX_S
@@ -200,7 +210,7 @@ class WorkerProcess:
             while not owned.stop.is_set():
                 if self._may_read(owned):
                     paused = False
-                    worker.step(self.batch, self.block_ms)
+                    self._step(worker)
                     continue
                 if not paused:
                     paused = True
@@ -211,12 +221,28 @@ class WorkerProcess:
         finally:
             _close(worker)
 
+    def _step(self, worker: PartitionWorker) -> None:
+        """One batch of a reducer, recorded in the metrics if it held entries."""
+        result = worker.step(self.batch, self.block_ms)
+        if result.applied or result.duplicates or result.dead_lettered:
+            self.metrics.batch(
+                worker.store.partition,
+                applied=result.applied,
+                duplicates=result.duplicates,
+                dead_lettered=result.dead_lettered,
+                events=result.events,
+                committed=result.committed,
+                last_entry_at=result.last_entry_at,
+                seconds=result.seconds,
+            )
+
     def _drop(self, partitions: list[int]) -> bool:
         """Stops the partitions' reducers (all at once) and releases their leases.
 
         Returns False if Redis could not be reached to release them.
         """
         dropped = [self.owned.pop(partition) for partition in partitions]
+        self.metrics.owned.set(len(self.owned))
         for owned in dropped:
             owned.stop.set()  # all at once: each thread may be blocked in a read
         deadline = time.monotonic() + self.block_ms / 1000 + _STOP_GRACE_S
@@ -235,13 +261,15 @@ class WorkerProcess:
                 log.warning("partition %s: lease left to expire", partition)
                 continue
             try:
-                self.leases.release(owned.lease)
+                released = self.leases.release(owned.lease)
             except REDIS_ERRORS as exc:
                 # Redis is gone: this lease and the others expire within a ttl.
                 reachable = False
                 log.warning("partition %s: lease not released (%s)", partition, exc)
                 continue
-            log.info("partition %s: released", partition)
+            if released:  # not a lost lease, which is another owner's now
+                self.metrics.lease_changes.labels("released").inc()
+                log.info("partition %s: released", partition)
         return reachable
 
     def shutdown(self) -> None:

@@ -1,0 +1,96 @@
+"""Lease and pulser figures of the worker and pulser loops, on fakeredis and a real
+redis-server (the e2e suite scrapes the same figures over HTTP from real processes)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry
+
+from monitor_es.domain.events import ClockDecided
+from monitor_es.metrics import PulserMetrics, WorkerMetrics
+from monitor_es.store import keys
+from monitor_es.store.connection import Client
+from monitor_es.store.deployment import init_deployment
+from monitor_es.store.leases import LeaseClient
+from monitor_es.workers.pulser import Pulser
+from monitor_es.workers.runner import WorkerProcess
+
+
+def _eventually(condition: Callable[[], bool], timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    return registry.get_sample_value(name, labels) or 0.0
+
+
+def test_leases_taken_lost_and_released_are_counted_and_owned_follows_them(
+    client: Client,
+) -> None:
+    init_deployment(client, 2)
+    registry = CollectorRegistry()
+    process = WorkerProcess(
+        client, 2, lease_ttl_ms=300, block_ms=50, metrics=WorkerMetrics(registry)
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=process.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        _eventually(lambda: _sample(registry, "monitor_es_partitions_owned") == 2)
+        assert _sample(registry, "monitor_es_lease_changes_total", change="taken") == 2
+        # Partition 0's lease vanishes (as if it expired) and another owner takes it.
+        client.delete(keys.partition_keys(0).lease)
+        assert LeaseClient(client, "intruder", 300).acquire(0) is not None
+        _eventually(lambda: _sample(registry, "monitor_es_lease_changes_total", change="lost") == 1)
+        # The intruder never renews: the worker takes the partition back once it expires.
+        _eventually(lambda: _sample(registry, "monitor_es_partitions_owned") == 2)
+        assert _sample(registry, "monitor_es_lease_changes_total", change="taken") == 3
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert _sample(registry, "monitor_es_partitions_owned") == 0
+    assert _sample(registry, "monitor_es_lease_changes_total", change="released") == 2
+
+
+def test_only_the_pulser_holding_the_lease_pulses_and_says_it_is_active(client: Client) -> None:
+    init_deployment(client, 2)
+    first_registry, second_registry = CollectorRegistry(), CollectorRegistry()
+    first = Pulser(client, 2, interval_s=1, owner="a", metrics=PulserMetrics(first_registry))
+    second = Pulser(client, 2, interval_s=1, owner="b", metrics=PulserMetrics(second_registry))
+    assert first.tick() and first.tick()
+    assert not second.tick()
+    assert _sample(first_registry, "monitor_es_pulses_total") == 2
+    assert _sample(first_registry, "monitor_es_pulser_active") == 1
+    assert _sample(second_registry, "monitor_es_pulses_total") == 0
+    assert _sample(second_registry, "monitor_es_pulser_active") == 0
+    assert client.xlen(keys.partition_keys(1).log) == 2  # one pulse per round and partition
+    stop = threading.Event()
+    stop.set()
+    first.run(stop)  # stopped at once: releases the lease
+    assert _sample(first_registry, "monitor_es_pulser_active") == 0
+    assert second.tick()
+    assert _sample(second_registry, "monitor_es_pulser_active") == 1
+
+
+def test_decisions_are_counted_by_what_was_decided() -> None:
+    registry = CollectorRegistry()
+    metrics = PulserMetrics(registry)
+    minute = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    metrics.decided(
+        [
+            ClockDecided(minute=minute, decision="normal"),
+            ClockDecided(minute=minute, decision="abnormal"),
+            ClockDecided(minute=minute, decision="abnormal"),
+        ]
+    )
+    assert _sample(registry, "monitor_es_clock_decisions_total", decision="normal") == 1
+    assert _sample(registry, "monitor_es_clock_decisions_total", decision="abnormal") == 2
+    assert _sample(registry, "monitor_es_clock_decisions_total", decision="incident") == 0
