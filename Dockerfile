@@ -8,7 +8,9 @@ WORKDIR /app
 COPY pyproject.toml README.md constraints.txt ./
 COPY monitor_es ./monitor_es
 COPY projections ./projections
-RUN pip install . -c constraints.txt && useradd --system --uid 10001 monitor-es
+# /archive belongs to the user, so a volume mounted there (trim --archive) is writable.
+RUN pip install . -c constraints.txt && useradd --system --uid 10001 monitor-es \
+    && install -d -o monitor-es /archive
 USER monitor-es
 
 ENTRYPOINT ["monitor-es"]

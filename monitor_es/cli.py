@@ -18,7 +18,7 @@ from typing import cast
 from prometheus_client import CollectorRegistry
 from redis.exceptions import AuthenticationError, RedisClusterException
 
-from monitor_es import cli_read, cli_send
+from monitor_es import cli_read, cli_send, cli_trim
 from monitor_es.cli_errors import (
     FAILED,
     INTERRUPTED,
@@ -119,7 +119,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="monitor-es",
         description="Cron-job monitoring on Redis Streams.",
         epilog="`monitor-es COMMAND --help` describes a command. Exit codes: 0 ok; 1 a bug, or "
-        "init, run, worker, pulse, checkin, status or tail cannot go on (the reason is on "
+        "init, run, worker, pulse, checkin, status, tail or trim cannot go on (the reason is on "
         "stderr); 2 a usage "
         "error, a refused check-in, or simulate cannot read its file, write its output or use "
         "Redis. exec exits with its command's status.",
@@ -232,6 +232,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run, command="run")
     cli_send.add_commands(commands)
     cli_read.add_commands(commands)
+    cli_trim.add_commands(commands)
     return parser
 
 

@@ -20,7 +20,7 @@ from monitor_es.cli import _parser
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
-APP_SERVICES = ("init", "worker", "pulse")
+APP_SERVICES = ("init", "worker", "pulse", "trim")
 
 
 def _parsed(command: list[str]) -> argparse.Namespace:
@@ -55,7 +55,7 @@ def test_redis_keeps_what_was_acknowledged_and_never_evicts() -> None:
 def test_workers_and_pulsers_start_only_after_init_succeeded() -> None:
     assert SERVICES["init"]["depends_on"] == {"redis": {"condition": "service_healthy"}}
     assert SERVICES["init"]["restart"] == "no"  # a one-shot job
-    for name in ("worker", "pulse"):
+    for name in ("worker", "pulse", "trim"):
         depends = SERVICES[name]["depends_on"]
         assert depends == {"init": {"condition": "service_completed_successfully"}}
         assert SERVICES[name]["restart"] == "unless-stopped"
@@ -80,3 +80,12 @@ def test_the_image_holds_every_package_and_runs_the_console_script() -> None:
     (script,) = project["project"]["scripts"]
     assert ["ENTRYPOINT", f'["{script}"]'] in instructions
     assert any(words[0] == "USER" for words in instructions)  # not root
+
+
+def test_trim_archives_to_a_volume_the_image_lets_it_write() -> None:
+    args = _parsed(SERVICES["trim"]["command"])
+    assert args.archive is not None and args.every is not None  # never drops history silently
+    volume, mount = SERVICES["trim"]["volumes"][0].split(":")
+    assert str(args.archive) == mount and volume in COMPOSE["volumes"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f"install -d -o monitor-es {mount}" in dockerfile

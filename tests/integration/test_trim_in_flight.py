@@ -1,10 +1,8 @@
-"""The README's manual trim recipe (until retention is built) loses nothing a worker needs.
-
-An operator may XTRIM a partition's log below its committed high-water mark (`last_id` in
-the meta hash) and its out stream anywhere: workers load state from the state hash, read
-forward with their consumer group and claim pending entries, none of which reaches below
-`last_id`. Checked on fakeredis and a real redis-server, with a crashed batch pending above
-the mark while the log is trimmed.
+"""Trimming as far as `trim` ever goes (the whole log below the committed high-water mark,
+the out stream but its newest entry) while a crashed owner's batch is pending above the mark:
+the next owner claims it and nothing a worker needs is lost. Workers load state from the
+state hash, read forward with their consumer group and claim pending entries, none of which
+reaches below the mark. On fakeredis and a real redis-server.
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from monitor_es.store.connection import Client
 from monitor_es.store.deployment import init_deployment
 from monitor_es.store.leases import LeaseClient
 from monitor_es.store.log import PartitionStore
+from monitor_es.store.retention import trim_partition
 from monitor_es.workers.partition import PartitionWorker
 
 
@@ -37,18 +36,6 @@ def _owned_by(client: Client, owner: str, then: Callable[[PartitionWorker], None
     assert lease is not None
     then(PartitionWorker(PartitionStore(client, 0), lease.token, f"{owner}:{lease.token}"))
     leases.release(lease)
-
-
-def _trim_as_the_readme_says(client: Client) -> int:
-    """XTRIM the log below last_id and the out stream below its newest entry; returns the
-    number of out entries kept."""
-    pk = keys.partition_keys(0)
-    mark = last_id(client, 0)
-    assert mark is not None
-    client.xtrim(pk.log, minid=mark, approximate=False)
-    newest = client.xrevrange(pk.out, count=1)
-    client.xtrim(pk.out, minid=newest[0][0], approximate=False)
-    return int(client.xlen(pk.out))
 
 
 def test_trimming_folded_log_entries_and_old_out_entries_changes_no_result(
@@ -72,7 +59,9 @@ def test_trimming_folded_log_entries_and_old_out_entries_changes_no_result(
     _owned_by(client, "b", crash_after_a_read)
     assert pending and pending[0][0] == second[0].id  # read above the mark, never committed
 
-    kept_out = _trim_as_the_readme_says(client)
+    trimmed = trim_partition(client, 0, keep_log_ms=0, keep_out_ms=0, archive=None)
+    kept_out = int(client.xlen(keys.partition_keys(0).out))
+    assert kept_out == 1 and trimmed.out_entries > 0
     pk = keys.partition_keys(0)
     # Only entries below the mark went: the mark's own entry and everything after it stay.
     assert client.xlen(pk.log) == len(second) + 1
