@@ -18,7 +18,7 @@ from typing import cast
 from prometheus_client import CollectorRegistry
 from redis.exceptions import AuthenticationError, RedisClusterException
 
-from monitor_es import cli_read, cli_send, cli_trim
+from monitor_es import cli_dead_letters, cli_read, cli_send, cli_trim
 from monitor_es.cli_errors import (
     FAILED,
     INTERRUPTED,
@@ -118,11 +118,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="monitor-es",
         description="Cron-job monitoring on Redis Streams.",
-        epilog="`monitor-es COMMAND --help` describes a command. Exit codes: 0 ok; 1 a bug, or "
-        "init, run, worker, pulse, checkin, status, tail or trim cannot go on (the reason is on "
-        "stderr); 2 a usage "
-        "error, a refused check-in, or simulate cannot read its file, write its output or use "
-        "Redis. exec exits with its command's status.",
+        epilog="`monitor-es COMMAND --help` describes a command. Exit codes: 0 ok; 1 a bug, "
+        "or any other command cannot go on (the reason is on stderr); 2 a usage error, a "
+        "refused check-in, or simulate cannot read its file, write its output or use Redis. "
+        "exec exits with its command's status.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.set_defaults(unusable_code=FAILED, redis_url=None)
@@ -232,6 +231,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run, command="run")
     cli_send.add_commands(commands)
     cli_read.add_commands(commands)
+    cli_dead_letters.add_commands(commands)
     cli_trim.add_commands(commands)
     return parser
 
