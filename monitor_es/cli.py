@@ -18,7 +18,7 @@ from typing import cast
 from prometheus_client import CollectorRegistry
 from redis.exceptions import AuthenticationError, RedisClusterException
 
-from monitor_es import cli_dead_letters, cli_read, cli_send, cli_trim
+from monitor_es import cli_audit, cli_dead_letters, cli_read, cli_send, cli_trim
 from monitor_es.cli_errors import (
     FAILED,
     INTERRUPTED,
@@ -233,6 +233,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_read.add_commands(commands)
     cli_dead_letters.add_commands(commands)
     cli_trim.add_commands(commands)
+    cli_audit.add_commands(commands)
     return parser
 
 

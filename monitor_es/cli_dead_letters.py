@@ -11,12 +11,10 @@ from typing import Any
 
 import msgspec
 
-from monitor_es.cli_errors import OK, NoRedis, output
-from monitor_es.cli_options import URL_ENV, redis_option
+from monitor_es.cli_errors import OK, output
+from monitor_es.cli_options import deployment_at, redis_option
 from monitor_es.codec import UndecodableEntry, decode_entry
 from monitor_es.domain.time import from_ms, iso
-from monitor_es.store.connection import connect
-from monitor_es.store.deployment import require_deployment
 from monitor_es.store.log import DeadLetter, PartitionStore, parse_id
 
 
@@ -38,10 +36,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _dead_letters(args: argparse.Namespace) -> int:
-    if args.redis_url is None:
-        raise NoRedis(f"dead-letters needs a Redis: give --redis-url or set ${URL_ENV}")
-    client = connect(args.redis_url)
-    partitions = require_deployment(client).partitions
+    client, deployment = deployment_at(args)
+    partitions = deployment.partitions
     found = 0
     for partition in range(partitions):
         for dlq_id, letter in PartitionStore(client, partition).read_dlq():

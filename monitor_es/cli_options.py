@@ -8,8 +8,10 @@ import os
 from collections.abc import Callable
 from dataclasses import replace
 
+from monitor_es.cli_errors import NoRedis
 from monitor_es.domain.partition import Limits
-from monitor_es.store.connection import InvalidRedisURL, check_url
+from monitor_es.store.connection import Client, InvalidRedisURL, check_url, connect
+from monitor_es.store.deployment import Deployment, require_deployment
 
 URL_ENV = "MONITOR_ES_REDIS_URL"
 
@@ -25,6 +27,14 @@ def redis_option(parser: argparse.ArgumentParser, *, embedded: bool = False) -> 
         default=os.environ.get(URL_ENV),
         help=f"redis://host:port or redis+cluster://host:port (default: ${URL_ENV}{otherwise})",
     )
+
+
+def deployment_at(args: argparse.Namespace) -> tuple[Client, Deployment]:
+    """A client of the deployment at --redis-url; NoRedis or NotInitialised otherwise."""
+    if args.redis_url is None:
+        raise NoRedis(f"{args.command} needs a Redis: give --redis-url or set ${URL_ENV}")
+    client = connect(args.redis_url)
+    return client, require_deployment(client)
 
 
 def interval_option(parser: argparse.ArgumentParser) -> None:

@@ -13,13 +13,12 @@ from collections.abc import Callable
 
 import msgspec
 
-from monitor_es.cli_errors import OK, NoRedis, output, redis_problem, stop_on_signals
-from monitor_es.cli_options import URL_ENV, redis_option
+from monitor_es.cli_errors import OK, output, redis_problem, stop_on_signals
+from monitor_es.cli_options import deployment_at, redis_option
 from monitor_es.deployment_status import DeploymentStatus, Progress, read_status
 from monitor_es.domain.events import DerivedEvent, event_json
 from monitor_es.domain.time import iso
-from monitor_es.store.connection import Client, connect, safe_url
-from monitor_es.store.deployment import Deployment, require_deployment
+from monitor_es.store.connection import safe_url
 from monitor_es.workers.tail import (
     IDLE_S,
     OutCursor,
@@ -83,19 +82,11 @@ def _command(
     return parser
 
 
-def _deployment(args: argparse.Namespace) -> tuple[Client, Deployment]:
-    """A client of the deployment at the URL given; NoRedis or NotInitialised otherwise."""
-    if args.redis_url is None:
-        raise NoRedis(f"{args.command} needs a Redis: give --redis-url or set ${URL_ENV}")
-    client = connect(args.redis_url)
-    return client, require_deployment(client)
-
-
 # ------------------------------------------------------------------ status
 
 
 def _status(args: argparse.Namespace) -> int:
-    client, deployment = _deployment(args)
+    client, deployment = deployment_at(args)
     found = read_status(client, deployment, args.project, args.monitor)
     with output():
         if args.json:
@@ -150,7 +141,7 @@ def _progress_line(p: Progress) -> str:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    client, deployment = _deployment(args)
+    client, deployment = deployment_at(args)
     stop = stop_on_signals()
     _any_name_prints()
     _stop_when_the_reader_leaves(stop)

@@ -8,10 +8,10 @@ import logging
 import re
 from pathlib import Path
 
-from monitor_es.cli_errors import OK, NoRedis, output, stop_on_signals
-from monitor_es.cli_options import URL_ENV, redis_option
-from monitor_es.store.connection import REDIS_ERRORS, Client, connect
-from monitor_es.store.deployment import NotInitialised, require_deployment
+from monitor_es.cli_errors import OK, output, stop_on_signals
+from monitor_es.cli_options import deployment_at, redis_option
+from monitor_es.store.connection import REDIS_ERRORS, Client
+from monitor_es.store.deployment import NotInitialised
 from monitor_es.store.retention import Trimmed, trim_partition
 from monitor_es.workers.rounds import run_rounds
 
@@ -72,10 +72,8 @@ def _trim(args: argparse.Namespace) -> int:
         parser.error("give --keep-log, --keep-out or both")
     if args.keep_log is not None and args.archive is None and not args.no_archive:
         parser.error("--keep-log needs --archive DIR, or --no-archive to drop the entries")
-    if args.redis_url is None:
-        raise NoRedis(f"trim needs a Redis: give --redis-url or set ${URL_ENV}")
-    client = connect(args.redis_url)
-    partitions = require_deployment(client).partitions
+    client, deployment = deployment_at(args)
+    partitions = deployment.partitions
     if args.every is None:
         trimmed = _one_pass(client, partitions, args)
         with output():

@@ -16,7 +16,7 @@ from typing import Any, Final
 import msgspec
 
 from monitor_es.domain.events import CheckInReported, ClockDecided, DerivedEvent, InboundEvent
-from monitor_es.domain.partition import ClockState
+from monitor_es.domain.partition import ClockState, Partition
 from monitor_es.domain.payload import normalise_guid
 from monitor_es.domain.reducer import LogEntry
 from monitor_es.domain.state import Environment, Monitor
@@ -240,6 +240,18 @@ def environment_field(project: str, slug: str, name: str) -> bytes:
 def encode_record(record: Monitor | Environment | ClockState) -> bytes:
     """A stored state record."""
     return _encoder.encode(record)
+
+
+def encode_state(partition: Partition) -> dict[bytes, bytes]:
+    """The whole state hash a partition is stored as (the workers write it change by change)."""
+    state = {
+        monitor_field(m.project, m.slug): encode_record(m) for m in partition.monitors.values()
+    }
+    for env in partition.all_environments():
+        state[environment_field(*env.key)] = encode_record(env)
+    if partition.clock.last_tick is not None:  # written with the first batch that ticks
+        state[CLOCK_FIELD] = encode_record(partition.clock)
+    return state
 
 
 def decode_state_field(field: bytes, blob: bytes) -> Monitor | Environment | ClockState:

@@ -50,12 +50,13 @@ def test_the_log_cutoff_lies_keep_before_the_mark_and_never_above_it(
     assert out_cutoff(mark, keep_ms) == cutoff
 
 
-def _drain(client: Client, owner: str) -> None:
+def drain_as(client: Client, owner: str) -> None:
+    """Folds whatever partition 0's log holds, as `owner` under its own lease."""
     leases = LeaseClient(client, owner, 10_000)
     lease = leases.acquire(0)
     assert lease is not None
     worker = PartitionWorker(PartitionStore(client, 0), lease.token, f"{owner}:{lease.token}")
-    run_until_drained(worker, count=200)
+    run_until_drained(worker, count=150)
     worker.close()
     leases.release(lease)
 
@@ -66,7 +67,7 @@ def _deployment(client: Client) -> tuple[list[LogEntry], list[LogEntry]]:
     cut = 2 * len(entries) // 3
     init_deployment(client, 1)
     append_entries(client, entries[:cut], 1)
-    _drain(client, "a")
+    drain_as(client, "a")
     return entries[:cut], entries[cut:]
 
 
@@ -96,7 +97,7 @@ def test_trimmed_entries_are_archived_exactly_and_the_fold_is_unchanged(
     assert (again.log_entries, again.segment) == (0, None)
     assert len(list((tmp_path / "p00").iterdir())) == 1
 
-    _drain(client, "b")  # a new owner folds the rest
+    drain_as(client, "b")  # a new owner folds the rest
     expected, _ = pure_fold(folded + rest)
     assert store.load_state() == encoded_state(expected)
     archived = list(read_segment(trimmed.segment))
@@ -112,7 +113,7 @@ def test_entries_not_folded_are_never_trimmed_however_old(client: Client, tmp_pa
     # Everything below the mark goes; the mark's own entry and the unfolded rest stay.
     assert trimmed.log_entries == len(folded) - 1
     assert client.xlen(keys.partition_keys(0).log) == len(rest) + 1
-    _drain(client, "b")
+    drain_as(client, "b")
     expected, _ = pure_fold(folded + rest)
     assert PartitionStore(client, 0).load_state() == encoded_state(expected)
 
