@@ -51,39 +51,51 @@ def folded_history(
     Raises IncompleteHistory (before yielding anything) unless the archive and the log
     together hold every entry ever appended to the log.
     """
-    archived = _archived(archive, partition)
+    segments = _segments(archive, partition)
     store = PartitionStore(client, partition)
     info = client.xinfo_stream(keys.partition_keys(partition).log)
     first = info.get("first-entry")
     log_first = parse_id(as_text(first[0])) if first else None
     # Archived entries still in the log (a pass cut short before its trim) count once.
-    only_archived = sum(1 for i, _ in archived if log_first is None or parse_id(i) < log_first)
+    only_archived = sum(1 for _ in _archived_below(segments, log_first))
     missing = int(info["entries-added"]) - int(info["length"]) - only_archived
     if missing > 0:
         raise IncompleteHistory(
             f"{missing} log entries of partition {partition} were trimmed and are not in the "
             "archive given"
         )
-    return _up_to(archived, store, log_first, mark)
+    return _up_to(segments, store, log_first, mark)
 
 
-def _archived(archive: Path | None, partition: int) -> list[Entry]:
+def _segments(archive: Path | None, partition: int) -> list[Path]:
+    """A partition's archive segments, oldest first (each is named by its first entry id)."""
     if archive is None:
         return []
-    segments = (archive / f"p{partition:02d}").glob("*.jsonl.gz")
-    entries: dict[str, bytes] = {}
+    found = (archive / f"p{partition:02d}").glob("*.jsonl.gz")
+    return sorted(found, key=lambda path: parse_id(path.name.removesuffix(".jsonl.gz")))
+
+
+def _archived_below(segments: list[Path], limit: tuple[int, int] | None) -> Iterator[Entry]:
+    """The archived entries, each once and in id order, below `limit` (all if None).
+
+    Streamed segment by segment: an archive of weeks need not fit in memory.
+    """
+    last = (-1, -1)
     for segment in segments:
-        entries.update(read_segment(segment))
-    return sorted(entries.items(), key=lambda entry: parse_id(entry[0]))
+        for entry in read_segment(segment):
+            at = parse_id(entry[0])
+            if limit is not None and at >= limit:
+                return  # the log holds it, and every later one
+            if at > last:  # segments of one pass never overlap; a repeated pass rewrote its own
+                last = at
+                yield entry
 
 
 def _up_to(
-    archived: list[Entry], store: PartitionStore, log_first: tuple[int, int] | None, mark: str
+    segments: list[Path], store: PartitionStore, log_first: tuple[int, int] | None, mark: str
 ) -> Iterator[Entry]:
     end = parse_id(mark)
-    for entry in archived:
-        if log_first is not None and parse_id(entry[0]) >= log_first:
-            break  # the log holds it too
+    for entry in _archived_below(segments, log_first):
         if parse_id(entry[0]) > end:
             return
         yield entry
