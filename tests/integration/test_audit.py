@@ -21,7 +21,7 @@ from monitor_es.domain.state import Environment, EnvStatus
 from monitor_es.store import keys
 from monitor_es.store.connection import Client
 from monitor_es.store.deployment import init_deployment
-from monitor_es.store.history import IncompleteHistory
+from monitor_es.store.history import IncompleteHistory, folded_history
 from monitor_es.store.log import PartitionStore
 from monitor_es.store.retention import trim_partition, write_segment
 from monitor_es.workers import partition as partition_module
@@ -123,3 +123,13 @@ def test_a_record_that_differs_from_the_replay_is_named(client: Client) -> None:
             "monitor acme/job-1",
         ]
     )
+
+
+def test_a_trim_during_the_audit_is_noticed_rather_than_read_as_a_difference(
+    client: Client, tmp_path: Path
+) -> None:
+    _, mark = _folded(client)
+    history = folded_history(client, 0, mark, tmp_path)  # the log's first entry noted here
+    trim_partition(client, 0, keep_log_ms=HOUR_MS, keep_out_ms=None, archive=tmp_path)
+    with pytest.raises(IncompleteHistory, match="trimmed during the audit"):
+        list(history)
