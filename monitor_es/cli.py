@@ -18,7 +18,14 @@ from typing import cast
 from prometheus_client import CollectorRegistry
 from redis.exceptions import AuthenticationError, RedisClusterException
 
-from monitor_es import cli_audit, cli_dead_letters, cli_read, cli_send, cli_trim
+from monitor_es import (
+    cli_audit,
+    cli_dead_letters,
+    cli_explain,
+    cli_read,
+    cli_send,
+    cli_trim,
+)
 from monitor_es.cli_errors import (
     FAILED,
     INTERRUPTED,
@@ -234,6 +241,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_dead_letters.add_commands(commands)
     cli_trim.add_commands(commands)
     cli_audit.add_commands(commands)
+    cli_explain.add_commands(commands)
     return parser
 
 

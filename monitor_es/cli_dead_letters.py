@@ -15,6 +15,7 @@ from monitor_es.cli_errors import OK, output
 from monitor_es.cli_options import deployment_at, redis_option
 from monitor_es.codec import UndecodableEntry, decode_entry
 from monitor_es.domain.time import from_ms, iso
+from monitor_es.explain import inbound_json
 from monitor_es.store.log import DeadLetter, PartitionStore, parse_id
 
 
@@ -57,8 +58,7 @@ def dead_letter_row(partition: int, dlq_id: str, letter: DeadLetter) -> dict[str
     """One dead letter in its JSON form."""
     try:
         entry = decode_entry(letter.entry_id, letter.payload)
-        event: Any = {"type": type(entry.event).__struct_config__.tag}
-        event.update(msgspec.to_builtins(entry.event))
+        event: Any = inbound_json(entry.event)
     except UndecodableEntry:
         event = None
     return {
