@@ -10,6 +10,7 @@ but the batch timer.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter as Tally
 from collections.abc import Iterable
 from datetime import datetime
@@ -21,11 +22,14 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Metric,
     disable_created_metrics,
     start_http_server,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 from monitor_es.domain.events import ClockDecided, DerivedEvent
+from monitor_es.domain.state import Environment, EnvKey
 
 # Batch times: a 500-entry batch folds in tens of milliseconds; a slow Redis shows above 1 s.
 _BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -83,6 +87,7 @@ class WorkerMetrics:
             ["partition"],
             registry=registry,
         )
+        self.environments = EnvironmentFigures(registry)
 
     def batch(
         self,
@@ -112,6 +117,107 @@ class WorkerMetrics:
         if last_entry_at is not None:
             self.partition_time.labels(label).set(last_entry_at.timestamp())
         self.batch_seconds.observe(seconds)
+
+
+# One environment's figures: status, incident open, muted, last check-in, deadline (Unix s).
+_Row = tuple[str, bool, bool, float | None, float | None]
+_ENV_LABELS = ("project", "monitor", "environment")
+
+
+class EnvironmentFigures:
+    """Per-environment gauges of the partitions this process owns, as last committed.
+
+    The reducer threads hand over plain rows built from the records a commit wrote, so a
+    scrape never reads a record while a fold changes it. A partition's series go when its
+    reducer stops, so only its owner exports an environment.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[int, dict[EnvKey, _Row]] = {}
+        registry.register(self)
+
+    def seed(self, partition: int, environments: Iterable[Environment]) -> None:
+        """Replaces a partition's rows with those of its (re)loaded state."""
+        rows = {env.key: _row(env) for env in environments}
+        with self._lock:
+            self._rows[partition] = rows
+
+    def update(
+        self, partition: int, changed: Iterable[Environment], removed: Iterable[EnvKey]
+    ) -> None:
+        """Takes the environments one commit wrote and deleted."""
+        rows = [(env.key, _row(env)) for env in changed]
+        with self._lock:
+            table = self._rows.setdefault(partition, {})
+            table.update(rows)
+            for key in removed:
+                table.pop(key, None)
+
+    def drop(self, partition: int) -> None:
+        """Forgets a partition this process no longer reduces."""
+        with self._lock:
+            self._rows.pop(partition, None)
+
+    def describe(self) -> list[Metric]:
+        """The families, without samples (so registering does not collect)."""
+        return list(_families())
+
+    def collect(self) -> list[Metric]:
+        """The families with one sample per environment owned."""
+        with self._lock:
+            rows = [row for table in self._rows.values() for row in table.items()]
+        status, incident, muted, last, deadline = _families()
+        for key, (state, open_incident, is_muted, last_at, deadline_at) in sorted(rows):
+            labels = list(key)
+            status.add_metric([*labels, state], 1)
+            incident.add_metric(labels, float(open_incident))
+            muted.add_metric(labels, float(is_muted))
+            if last_at is not None:
+                last.add_metric(labels, last_at)
+            if deadline_at is not None:
+                deadline.add_metric(labels, deadline_at)
+        return [status, incident, muted, last, deadline]
+
+
+def _families() -> tuple[GaugeMetricFamily, ...]:
+    return (
+        GaugeMetricFamily(
+            "monitor_es_environment_status",
+            "1 for the environment's status (pending, ok, missed, timeout, failed)",
+            labels=[*_ENV_LABELS, "status"],
+        ),
+        GaugeMetricFamily(
+            "monitor_es_environment_incident_open",
+            "1 while an incident is open",
+            labels=_ENV_LABELS,
+        ),
+        GaugeMetricFamily(
+            "monitor_es_environment_muted",
+            "1 while the environment is muted",
+            labels=_ENV_LABELS,
+        ),
+        GaugeMetricFamily(
+            "monitor_es_environment_last_checkin_timestamp_seconds",
+            "When the newest check-in started (Unix seconds)",
+            labels=_ENV_LABELS,
+        ),
+        GaugeMetricFamily(
+            "monitor_es_environment_deadline_timestamp_seconds",
+            "The latest time the next check-in may arrive before it is missed (Unix seconds)",
+            labels=_ENV_LABELS,
+        ),
+    )
+
+
+def _row(env: Environment) -> _Row:
+    return (
+        env.status.value,
+        env.incident is not None,
+        env.muted,
+        None if env.last_checkin is None else env.last_checkin.timestamp(),
+        None if env.next_checkin_latest is None else env.next_checkin_latest.timestamp(),
+    )
 
 
 class PulserMetrics:

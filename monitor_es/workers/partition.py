@@ -25,9 +25,9 @@ from monitor_es.codec import (
 )
 from monitor_es.domain.effects import Effects
 from monitor_es.domain.events import CheckInReported, DerivedEvent
-from monitor_es.domain.partition import Limits, Partition
+from monitor_es.domain.partition import Changes, Limits, Partition
 from monitor_es.domain.reducer import LogEntry, apply
-from monitor_es.domain.state import Environment, Monitor
+from monitor_es.domain.state import Environment, EnvKey, Monitor
 from monitor_es.domain.time import to_ms
 from monitor_es.store.functions import Gap
 from monitor_es.store.keys import META_LAST_ID
@@ -75,6 +75,9 @@ class BatchResult:
     committed: bool = False
     last_entry_at: datetime | None = None  # broker time of the newest entry applied
     seconds: float = 0.0  # decoding, folding and committing it (the shell's timer)
+    # The environments the commit wrote (live records: read them in the reducer's thread).
+    environments: list[Environment] = field(default_factory=list)
+    removed_environments: list[EnvKey] = field(default_factory=list)
 
 
 class PartitionWorker:
@@ -102,6 +105,9 @@ class PartitionWorker:
         self._pending: PendingCommit | None = None
         self._prefetch: PendingRead | None = None
         self.partition, self.last_id = load_partition(store, self.limits)
+        # How many times the state was (re)loaded from Redis: what a batch reported changed
+        # before a reload may not have been committed.
+        self.loads = 1
         # Entries taken over from a previous owner (or left by our own failed batch).
         self.needs_claim = True
 
@@ -116,6 +122,7 @@ class PartitionWorker:
             self._pending = None  # the refused commit's reply is the one just read
             self._drop_prefetch()
             self.partition, self.last_id = load_partition(self.store, self.limits)
+            self.loads += 1
             self.needs_claim = True
             return BatchResult()
 
@@ -212,7 +219,10 @@ class PartitionWorker:
         if applied:
             result.last_entry_at = applied[-1].ts
         if acked:
-            result.committed = self._commit(acked, applied, events, dead)
+            changes = self.partition.take_changes()
+            result.committed = self._commit(changes, acked, applied, events, dead)
+            result.environments = changes.environments
+            result.removed_environments = changes.removed_environments
         result.seconds = time.monotonic() - started
         return result
 
@@ -244,18 +254,20 @@ class PartitionWorker:
         # A failed apply may have half-changed the in-memory state: rebuild it from the last
         # commit and fold again what this batch already applied (deterministic, same events).
         self.partition, _ = load_partition(self.store, self.limits)
+        self.loads += 1
         fx.clear()
         for entry in applied:
             apply(self.partition, fx, entry)
 
     def _commit(
         self,
+        changes: Changes,
         acked: list[str],
         applied: list[LogEntry],
         events: list[DerivedEvent],
         dead: list[DeadLetter],
     ) -> bool:
-        state_set, state_del = self._state_changes()
+        state_set, state_del = _state_changes(changes)
         batch_last = acked[-1]  # entries are read, and claimed, in id order
         meta: dict[str, str | bytes | int] = {}
         if applied:
@@ -283,19 +295,19 @@ class PartitionWorker:
         self.last_id = batch_last
         return committed
 
-    def _state_changes(self) -> tuple[dict[bytes, bytes], list[bytes]]:
-        """The state-hash fields to write and to delete for what the batch changed."""
-        changes = self.partition.take_changes()
-        state_set: dict[bytes, bytes] = {}
-        for monitor in changes.monitors:
-            state_set[monitor_field(monitor.project, monitor.slug)] = encode_record(monitor)
-        for env in changes.environments:
-            state_set[environment_field(*env.key)] = encode_record(env)
-        if changes.clock is not None:
-            state_set[CLOCK_FIELD] = encode_record(changes.clock)
-        state_del = [monitor_field(*k) for k in changes.removed_monitors]
-        state_del += [environment_field(*k) for k in changes.removed_environments]
-        return state_set, state_del
+
+def _state_changes(changes: Changes) -> tuple[dict[bytes, bytes], list[bytes]]:
+    """The state-hash fields to write and to delete for what a batch changed."""
+    state_set: dict[bytes, bytes] = {}
+    for monitor in changes.monitors:
+        state_set[monitor_field(monitor.project, monitor.slug)] = encode_record(monitor)
+    for env in changes.environments:
+        state_set[environment_field(*env.key)] = encode_record(env)
+    if changes.clock is not None:
+        state_set[CLOCK_FIELD] = encode_record(changes.clock)
+    state_del = [monitor_field(*k) for k in changes.removed_monitors]
+    state_del += [environment_field(*k) for k in changes.removed_environments]
+    return state_set, state_del
 
 
 def _check_ins_per_minute(applied: list[LogEntry]) -> dict[int, int]:

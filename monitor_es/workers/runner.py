@@ -205,12 +205,18 @@ class WorkerProcess:
             self.limits,
             pipelined=type(self.client) is redis.Redis,  # one node: overlap commits
         )
+        figures = self.metrics.environments
+        figures.seed(lease.partition, worker.partition.all_environments())
+        loads = worker.loads
         paused = False
         try:
             while not owned.stop.is_set():
                 if self._may_read(owned):
                     paused = False
                     self._step(worker)
+                    if worker.loads != loads:  # reloaded: what it reported may be undone
+                        loads = worker.loads
+                        figures.seed(lease.partition, worker.partition.all_environments())
                     continue
                 if not paused:
                     paused = True
@@ -219,14 +225,20 @@ class WorkerProcess:
                     )
                 owned.stop.wait(_PAUSE_S)
         finally:
+            figures.drop(lease.partition)  # the next owner exports its environments
             _close(worker)
 
     def _step(self, worker: PartitionWorker) -> None:
         """One batch of a reducer, recorded in the metrics if it held entries."""
         result = worker.step(self.batch, self.block_ms)
+        partition = worker.store.partition
+        if result.environments or result.removed_environments:
+            self.metrics.environments.update(
+                partition, result.environments, result.removed_environments
+            )
         if result.applied or result.duplicates or result.dead_lettered:
             self.metrics.batch(
-                worker.store.partition,
+                partition,
                 applied=result.applied,
                 duplicates=result.duplicates,
                 dead_lettered=result.dead_lettered,

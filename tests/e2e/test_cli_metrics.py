@@ -3,12 +3,14 @@ on a real redis-server, scraped over HTTP and compared with the pure fold of the
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 
 import pytest
 import redis
@@ -180,3 +182,46 @@ def test_run_serves_its_worker_and_pulser_figures_on_one_port() -> None:
         assert value(samples, "monitor_es_pulser_active") == 1
         run.send_signal(signal.SIGINT)
         assert run.wait(timeout=15) == 0
+
+
+def _timestamp(text: str | None) -> float | None:
+    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_worker_serves_every_environment_it_owns_as_simulate_leaves_it(
+    real_client: redis.Redis, redis_server: str
+) -> None:
+    assert run_cli("init", "--redis-url", redis_server, "--partitions", "2").returncode == 0
+    appended_scenario(real_client, "many_monitors_and_environments")
+    done = run_cli("simulate", str(SCENARIOS / "many_monitors_and_environments.jsonl"), "--json")
+    rows = json.loads(done.stdout)["environments"]
+    assert any(row["incident"] for row in rows)
+    port = free_port()
+    with process("worker", "--redis-url", redis_server, "--metrics-port", str(port)) as worker:
+
+        def every_environment(samples: Samples) -> bool:
+            found = [n for n, _ in samples if n == "monitor_es_environment_status"]
+            return len(found) == len(rows)
+
+        samples = scrape_until(port, every_environment)
+        for row in rows:
+            labels = {
+                "project": row["project"],
+                "monitor": row["monitor_slug"],
+                "environment": row["environment"],
+            }
+            where = f"{row['project']}/{row['monitor_slug']}/{row['environment']}"
+            assert (
+                value(samples, "monitor_es_environment_status", **labels, status=row["status"]) == 1
+            ), where
+            incident = value(samples, "monitor_es_environment_incident_open", **labels)
+            assert incident == (row["incident"] is not None), where
+            assert value(samples, "monitor_es_environment_muted", **labels) == row["muted"], where
+            for name, field in (
+                ("monitor_es_environment_last_checkin_timestamp_seconds", "last_checkin"),
+                ("monitor_es_environment_deadline_timestamp_seconds", "next_checkin_latest"),
+            ):
+                key = (name, frozenset(labels.items()))
+                assert samples.get(key) == _timestamp(row[field]), (where, field)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=15) == 0

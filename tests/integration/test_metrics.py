@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
-from monitor_es.domain.events import ClockDecided
+from monitor_es.domain.events import (
+    CheckInReported,
+    ClockDecided,
+    MonitorConfigured,
+    MonitorDeleted,
+)
 from monitor_es.metrics import PulserMetrics, WorkerMetrics
+from monitor_es.producer import Producer
 from monitor_es.store import keys
 from monitor_es.store.connection import Client
 from monitor_es.store.deployment import init_deployment
@@ -94,3 +101,43 @@ def test_decisions_are_counted_by_what_was_decided() -> None:
     assert _sample(registry, "monitor_es_clock_decisions_total", decision="normal") == 1
     assert _sample(registry, "monitor_es_clock_decisions_total", decision="abnormal") == 2
     assert _sample(registry, "monitor_es_clock_decisions_total", decision="incident") == 0
+
+
+def _environments(registry: CollectorRegistry) -> set[tuple[str, str, str, str]]:
+    """(project, monitor, environment, status) of every environment_status series."""
+    return {
+        (s.labels["project"], s.labels["monitor"], s.labels["environment"], s.labels["status"])
+        for family in registry.collect()
+        if family.name == "monitor_es_environment_status"
+        for s in family.samples
+    }
+
+
+def test_environment_series_follow_commits_deletions_and_ownership(client: Client) -> None:
+    init_deployment(client, 1)
+    registry = CollectorRegistry()
+    process = WorkerProcess(
+        client, 1, lease_ttl_ms=1000, block_ms=50, metrics=WorkerMetrics(registry)
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=process.run, args=(stop,), daemon=True)
+    producer = Producer(client, 1)
+    config = {"schedule_type": "crontab", "schedule": "* * * * *"}
+    producer.append(MonitorConfigured(project="acme", monitor_slug="a", config=config))
+    producer.append(MonitorConfigured(project="acme", monitor_slug="b", config=config))
+    for slug in ("a", "b"):
+        producer.append(
+            CheckInReported(
+                project="acme", monitor_slug=slug, check_in_id=str(uuid.uuid4()), status="ok"
+            )
+        )
+    thread.start()
+    try:
+        ok = {("acme", "a", "production", "ok"), ("acme", "b", "production", "ok")}
+        _eventually(lambda: _environments(registry) == ok)
+        producer.append(MonitorDeleted(project="acme", monitor_slug="b"))
+        _eventually(lambda: _environments(registry) == {("acme", "a", "production", "ok")})
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert _environments(registry) == set()  # no longer its owner: nothing exported
