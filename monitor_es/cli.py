@@ -452,6 +452,8 @@ def _pulse(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # The console shows the derived events; one lease line per partition would bury them.
+    logging.getLogger("monitor_es.workers.runner").setLevel(logging.WARNING)
     registry = _served_metrics(args)
     client = connect(args.redis_url)
     where = safe_url(args.redis_url) if args.redis_url else "an embedded in-process Redis"
