@@ -133,7 +133,8 @@ def _progress_line(p: Progress) -> str:
         f"partition {p.partition}: folded up to {p.committed_id or 'nothing'} "
         f"(entry time {iso(p.stream_time) or '-'}, clock ticked {iso(p.last_tick) or 'never'}); "
         f"{unfolded} log entries not folded{behind}; {p.dead_letters} dead letter(s); "
-        f"{'owned by ' + p.owner if p.owner else 'no worker'}"
+        f"{'owned by ' + p.owner if p.owner else 'no worker'}; "
+        f"holds {p.log_length} log and {p.out_length} out entries"
     )
 
 

@@ -34,6 +34,8 @@ class Progress:
     unfolded: int | None  # log entries not committed yet (None: Redis cannot count them)
     dead_letters: int
     owner: str | None  # the worker holding the partition's lease
+    log_length: int  # entries the log holds (what `trim` bounds), folded or not
+    out_length: int  # entries the out stream holds (one per commit that derived events)
 
     @property
     def lag_ms(self) -> int:
@@ -102,10 +104,14 @@ def read_progress(client: Client, partitions: Iterable[int]) -> list[Progress]:
         pipe.xlen(pk.dlq)
         pipe.get(pk.lease)
         pipe.hget(pk.state, CLOCK_FIELD)
+        pipe.xlen(pk.log)
+        pipe.xlen(pk.out)
     replies = pipe.execute()
     rows = []
     for n, partition in enumerate(numbers):
-        meta, groups, newest, dead, lease, clock = replies[6 * n : 6 * n + 6]
+        meta, groups, newest, dead, lease, clock, log_length, out_length = replies[
+            8 * n : 8 * n + 8
+        ]
         rows.append(
             Progress(
                 partition=partition,
@@ -117,6 +123,8 @@ def read_progress(client: Client, partitions: Iterable[int]) -> list[Progress]:
                 dead_letters=int(dead),
                 # A lease value is "<owner> <token>" (functions.lua).
                 owner=None if lease is None else as_text(lease).rsplit(" ", 1)[0],
+                log_length=int(log_length),
+                out_length=int(out_length),
             )
         )
     return rows
