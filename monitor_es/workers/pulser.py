@@ -67,18 +67,14 @@ class Pulser:
 
     def tick(self) -> bool:
         """One round: keep or take the lease, then pulse (and decide); True if it pulsed."""
-        pulsed = self._tick()
-        self.metrics.active.set(0 if self.token is None else 1)
-        return pulsed
-
-    def _tick(self) -> bool:
         if self.token is not None and not self.leases.renew_pulser(self.token):
             log.warning("pulser lease lost")
-            self.token = None
+            self._lost()
         if self.token is None:
             self.token = self.leases.acquire_pulser()
             if self.token is None:
                 return False
+            self.metrics.active.set(1)  # before its first pulse is counted
         self.producer.append(ClockPulsed())
         self.metrics.pulses.inc()
         if self.aggregator is not None:
@@ -87,5 +83,9 @@ class Pulser:
             except Fenced:
                 # A newer pulser wrote while this one was paused: it is no longer the one.
                 log.warning("pulser lease lost (fenced by a newer pulser)")
-                self.token = None
+                self._lost()
         return True
+
+    def _lost(self) -> None:
+        self.token = None
+        self.metrics.active.set(0)

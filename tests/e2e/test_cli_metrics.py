@@ -61,6 +61,19 @@ def scrape_until(port: int, ready: Callable[[Samples], bool], timeout_s: float =
         time.sleep(0.05)
 
 
+def handled(samples: Samples) -> float:
+    """Log entries the worker reported, whatever their outcome."""
+    return sum(v for (name, _), v in samples.items() if name == "monitor_es_entries_total")
+
+
+def settled(port: int, entries: int) -> Samples:
+    """The figures once the worker has handled `entries`: a batch updates its figures one
+    after the other, so a scrape as the last count arrives may precede the batch's others."""
+    scrape_until(port, lambda s: handled(s) >= entries)
+    time.sleep(0.3)
+    return scrape(port)
+
+
 def appended_scenario(client: redis.Redis, name: str) -> list[LogEntry]:
     entries, invalid = split_scenario((SCENARIOS / f"{name}.jsonl").read_text().splitlines())
     assert not invalid
@@ -84,11 +97,7 @@ def test_a_worker_serves_what_it_applied_derived_and_dead_lettered_per_partition
     port = free_port()
     args = ["--redis-url", redis_server, "--metrics-port", str(port), "--batch", "7"]
     with process("worker", *args) as worker:
-
-        def handled(samples: Samples) -> float:
-            return sum(v for (name, _), v in samples.items() if name == "monitor_es_entries_total")
-
-        samples = scrape_until(port, lambda s: handled(s) >= total)
+        samples = settled(port, total)
         assert handled(samples) == total
         assert value(samples, "monitor_es_partitions_owned") == PARTITIONS
         assert value(samples, "monitor_es_lease_changes_total", change="taken") == PARTITIONS
@@ -192,18 +201,16 @@ def test_a_worker_serves_every_environment_it_owns_as_simulate_leaves_it(
     real_client: redis.Redis, redis_server: str
 ) -> None:
     assert run_cli("init", "--redis-url", redis_server, "--partitions", "2").returncode == 0
-    appended_scenario(real_client, "many_monitors_and_environments")
+    entries = appended_scenario(real_client, "many_monitors_and_environments")
+    total = sum(len(partitions_of(entry.event, PARTITIONS)) for entry in entries)
     done = run_cli("simulate", str(SCENARIOS / "many_monitors_and_environments.jsonl"), "--json")
     rows = json.loads(done.stdout)["environments"]
     assert any(row["incident"] for row in rows)
     port = free_port()
     with process("worker", "--redis-url", redis_server, "--metrics-port", str(port)) as worker:
-
-        def every_environment(samples: Samples) -> bool:
-            found = [n for n, _ in samples if n == "monitor_es_environment_status"]
-            return len(found) == len(rows)
-
-        samples = scrape_until(port, every_environment)
+        samples = settled(port, total)
+        statuses = [name for name, _ in samples if name == "monitor_es_environment_status"]
+        assert len(statuses) == len(rows)  # one status series per environment
         for row in rows:
             labels = {
                 "project": row["project"],

@@ -38,27 +38,34 @@ def _sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return registry.get_sample_value(name, labels) or 0.0
 
 
+def _leases(registry: CollectorRegistry) -> tuple[float, float, float]:
+    """(partitions owned, leases taken, leases lost)."""
+    return (
+        _sample(registry, "monitor_es_partitions_owned"),
+        _sample(registry, "monitor_es_lease_changes_total", change="taken"),
+        _sample(registry, "monitor_es_lease_changes_total", change="lost"),
+    )
+
+
 def test_leases_taken_lost_and_released_are_counted_and_owned_follows_them(
     client: Client,
 ) -> None:
     init_deployment(client, 2)
     registry = CollectorRegistry()
     process = WorkerProcess(
-        client, 2, lease_ttl_ms=300, block_ms=50, metrics=WorkerMetrics(registry)
+        client, 2, lease_ttl_ms=2000, block_ms=50, metrics=WorkerMetrics(registry)
     )
     stop = threading.Event()
     thread = threading.Thread(target=process.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        _eventually(lambda: _sample(registry, "monitor_es_partitions_owned") == 2)
-        assert _sample(registry, "monitor_es_lease_changes_total", change="taken") == 2
+        # Each figure is updated on its own: wait for a state where they all agree.
+        _eventually(lambda: _leases(registry) == (2, 2, 0))
         # Partition 0's lease vanishes (as if it expired) and another owner takes it.
         client.delete(keys.partition_keys(0).lease)
         assert LeaseClient(client, "intruder", 300).acquire(0) is not None
-        _eventually(lambda: _sample(registry, "monitor_es_lease_changes_total", change="lost") == 1)
         # The intruder never renews: the worker takes the partition back once it expires.
-        _eventually(lambda: _sample(registry, "monitor_es_partitions_owned") == 2)
-        assert _sample(registry, "monitor_es_lease_changes_total", change="taken") == 3
+        _eventually(lambda: _leases(registry) == (2, 3, 1))
     finally:
         stop.set()
         thread.join(timeout=10)
