@@ -36,18 +36,13 @@ class Trimmed:
     segment: Path | None  # the archive file written, if any
 
 
-def log_cutoff(committed_id: str, keep_ms: int) -> str:
-    """The oldest log id to keep: `keep_ms` of broker time before the high-water mark.
+def cutoff_before(reference_id: str, keep_ms: int) -> str:
+    """The oldest stream id to keep: `keep_ms` before the reference entry's time.
 
-    Never above the mark itself (keep_ms >= 0), so nothing unfolded is ever trimmed.
+    Never above the reference itself (keep_ms >= 0): with the committed high-water mark as
+    the reference, nothing unfolded is ever trimmed.
     """
-    ms, _ = parse_id(committed_id)
-    return f"{max(ms - keep_ms, 0)}-0"
-
-
-def out_cutoff(newest_id: str, keep_ms: int) -> str:
-    """The oldest out-stream id to keep: `keep_ms` before the newest commit's entry."""
-    ms, _ = parse_id(newest_id)
+    ms, _ = parse_id(reference_id)
     return f"{max(ms - keep_ms, 0)}-0"
 
 
@@ -64,7 +59,7 @@ def trim_partition(
     removed_log, segment = 0, None
     mark = client.hget(pk.meta, keys.META_LAST_ID)
     if keep_log_ms is not None and mark is not None:
-        cutoff = log_cutoff(as_text(mark), keep_log_ms)
+        cutoff = cutoff_before(as_text(mark), keep_log_ms)
         if archive is not None:
             older = _older_than(PartitionStore(client, partition), cutoff)
             segment = write_segment(archive, partition, older)
@@ -72,7 +67,7 @@ def trim_partition(
     removed_out = 0
     newest = client.xrevrange(pk.out, count=1)
     if keep_out_ms is not None and newest:
-        cutoff = out_cutoff(as_text(newest[0][0]), keep_out_ms)
+        cutoff = cutoff_before(as_text(newest[0][0]), keep_out_ms)
         removed_out = int(client.xtrim(pk.out, minid=cutoff, approximate=False))
     return Trimmed(partition, removed_log, removed_out, segment)
 

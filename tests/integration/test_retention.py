@@ -23,8 +23,7 @@ from monitor_es.store.deployment import init_deployment
 from monitor_es.store.leases import LeaseClient
 from monitor_es.store.log import PartitionStore, parse_id
 from monitor_es.store.retention import (
-    log_cutoff,
-    out_cutoff,
+    cutoff_before,
     read_segment,
     trim_partition,
     write_segment,
@@ -45,9 +44,8 @@ HOUR_MS = 3_600_000
 def test_the_log_cutoff_lies_keep_before_the_mark_and_never_above_it(
     mark: str, keep_ms: int, cutoff: str
 ) -> None:
-    assert log_cutoff(mark, keep_ms) == cutoff
-    assert parse_id(log_cutoff(mark, keep_ms)) <= parse_id(mark)
-    assert out_cutoff(mark, keep_ms) == cutoff
+    assert cutoff_before(mark, keep_ms) == cutoff
+    assert parse_id(cutoff_before(mark, keep_ms)) <= parse_id(mark)
 
 
 def drain_as(client: Client, owner: str) -> None:
@@ -84,7 +82,7 @@ def test_trimmed_entries_are_archived_exactly_and_the_fold_is_unchanged(
 
     trimmed = trim_partition(client, 0, keep_log_ms=HOUR_MS, keep_out_ms=None, archive=tmp_path)
 
-    cutoff = parse_id(log_cutoff(mark, HOUR_MS))
+    cutoff = parse_id(cutoff_before(mark, HOUR_MS))
     old = [entry for entry in before if parse_id(entry[0]) < cutoff]
     assert len(old) > 100 and trimmed.log_entries == len(old)
     assert trimmed.segment == tmp_path / "p00" / f"{old[0][0]}.jsonl.gz"
