@@ -16,7 +16,7 @@ from typing import Any, Final
 import msgspec
 
 from monitor_es.domain.events import CheckInReported, ClockDecided, DerivedEvent, InboundEvent
-from monitor_es.domain.partition import ClockState, Partition
+from monitor_es.domain.partition import Changes, ClockState, Partition
 from monitor_es.domain.payload import normalise_guid
 from monitor_es.domain.reducer import LogEntry
 from monitor_es.domain.state import Environment, Monitor
@@ -242,16 +242,31 @@ def encode_record(record: Monitor | Environment | ClockState) -> bytes:
     return _encoder.encode(record)
 
 
+def encode_changes(changes: Changes) -> tuple[dict[bytes, bytes], list[bytes]]:
+    """The state-hash fields to write and to delete for what a batch changed."""
+    state_set: dict[bytes, bytes] = {}
+    for monitor in changes.monitors:
+        state_set[monitor_field(monitor.project, monitor.slug)] = encode_record(monitor)
+    for env in changes.environments:
+        state_set[environment_field(*env.key)] = encode_record(env)
+    if changes.clock is not None:
+        state_set[CLOCK_FIELD] = encode_record(changes.clock)
+    state_del = [monitor_field(*k) for k in changes.removed_monitors]
+    state_del += [environment_field(*k) for k in changes.removed_environments]
+    return state_set, state_del
+
+
 def encode_state(partition: Partition) -> dict[bytes, bytes]:
     """The whole state hash a partition is stored as (the workers write it change by change)."""
-    state = {
-        monitor_field(m.project, m.slug): encode_record(m) for m in partition.monitors.values()
-    }
-    for env in partition.all_environments():
-        state[environment_field(*env.key)] = encode_record(env)
-    if partition.clock.last_tick is not None:  # written with the first batch that ticks
-        state[CLOCK_FIELD] = encode_record(partition.clock)
-    return state
+    everything = Changes(
+        monitors=list(partition.monitors.values()),
+        environments=partition.all_environments(),
+        removed_monitors=[],
+        removed_environments=[],
+        # Written with the first batch that ticks.
+        clock=partition.clock if partition.clock.last_tick is not None else None,
+    )
+    return encode_changes(everything)[0]
 
 
 def decode_state_field(field: bytes, blob: bytes) -> Monitor | Environment | ClockState:

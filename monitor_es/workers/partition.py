@@ -14,14 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from monitor_es.codec import (
-    CLOCK_FIELD,
     UndecodableEntry,
     decode_entry,
     decode_state_field,
+    encode_changes,
     encode_out_entry,
-    encode_record,
-    environment_field,
-    monitor_field,
 )
 from monitor_es.domain.effects import Effects
 from monitor_es.domain.events import CheckInReported, DerivedEvent
@@ -267,7 +264,7 @@ class PartitionWorker:
         events: list[DerivedEvent],
         dead: list[DeadLetter],
     ) -> bool:
-        state_set, state_del = _state_changes(changes)
+        state_set, state_del = encode_changes(changes)
         batch_last = acked[-1]  # entries are read, and claimed, in id order
         meta: dict[str, str | bytes | int] = {}
         if applied:
@@ -294,20 +291,6 @@ class PartitionWorker:
             committed = self.store.commit_batch(batch)
         self.last_id = batch_last
         return committed
-
-
-def _state_changes(changes: Changes) -> tuple[dict[bytes, bytes], list[bytes]]:
-    """The state-hash fields to write and to delete for what a batch changed."""
-    state_set: dict[bytes, bytes] = {}
-    for monitor in changes.monitors:
-        state_set[monitor_field(monitor.project, monitor.slug)] = encode_record(monitor)
-    for env in changes.environments:
-        state_set[environment_field(*env.key)] = encode_record(env)
-    if changes.clock is not None:
-        state_set[CLOCK_FIELD] = encode_record(changes.clock)
-    state_del = [monitor_field(*k) for k in changes.removed_monitors]
-    state_del += [environment_field(*k) for k in changes.removed_environments]
-    return state_set, state_del
 
 
 def _check_ins_per_minute(applied: list[LogEntry]) -> dict[int, int]:
