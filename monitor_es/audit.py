@@ -8,7 +8,7 @@ the workers do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,19 +61,32 @@ def replay(history: Iterable[Entry], skip: frozenset[str], limits: Limits) -> tu
     partition = Partition(limits)
     batch: list[LogEntry] = []
     read = 0
-    for entry_id, payload in history:
-        read += 1
-        if entry_id in skip:
-            continue
-        try:
-            batch.append(decode_entry(entry_id, payload))
-        except UndecodableEntry:
-            continue  # the workers dead-lettered it too
+
+    def counted() -> Iterator[Entry]:
+        nonlocal read
+        for entry in history:
+            read += 1
+            yield entry
+
+    for entry in folded_entries(counted(), skip):
+        batch.append(entry)
         if len(batch) == _BATCH:
             fold(partition, batch)
             batch.clear()
     fold(partition, batch)
     return partition, read
+
+
+def folded_entries(history: Iterable[Entry], skip: frozenset[str]) -> Iterator[LogEntry]:
+    """The entries the workers folded, decoded: the dead-lettered (`skip`) and the
+    undecodable ones (which the workers dead-lettered too) are left out."""
+    for entry_id, payload in history:
+        if entry_id in skip:
+            continue
+        try:
+            yield decode_entry(entry_id, payload)
+        except UndecodableEntry:
+            continue
 
 
 def _named(fields: Iterable[bytes]) -> list[str]:

@@ -10,7 +10,8 @@ import msgspec
 
 from monitor_es.cli_errors import OK, output
 from monitor_es.cli_options import deployment_at, redis_option
-from monitor_es.domain.events import event_json
+from monitor_es.domain.events import CheckInCreated, CheckInUpdated, DerivedEvent, event_json
+from monitor_es.domain.state import Environment
 from monitor_es.domain.time import iso
 from monitor_es.explain import EnvKey, Step, explain, inbound_json
 from monitor_es.store.history import committed_snapshot, folded_history
@@ -68,7 +69,7 @@ def _explain(args: argparse.Namespace) -> int:
         history = folded_history(client, partition, snapshot.mark, args.archive)
         steps, state = explain(history, snapshot.dead_ids, deployment.limits, key)
         env = state.environment((key.project, key.monitor_slug, key.environment))
-        status = "no such environment" if env is None else _status(env.status.value, env)
+        status = "no such environment" if env is None else _status(env)
     shown = steps[-args.last :] if args.last > 0 else []
     with output():
         for step in shown:
@@ -79,11 +80,11 @@ def _explain(args: argparse.Namespace) -> int:
     return OK
 
 
-def _status(status: str, env: object) -> str:
-    incident = getattr(env, "incident", None)
+def _status(env: Environment) -> str:
+    incident = env.incident
     if incident is None:
-        return status
-    return f"{status}, incident {incident.id} open since {iso(incident.started_at)}"
+        return env.status.value
+    return f"{env.status.value}, incident {incident.id} open since {iso(incident.started_at)}"
 
 
 def _text(step: Step) -> str:
@@ -97,12 +98,11 @@ def _text(step: Step) -> str:
     return "\n".join(lines)
 
 
-def _check_in(event: object) -> str:
+def _check_in(event: DerivedEvent) -> str:
     """The status and id of a check-in record (describe leaves them out)."""
-    status, check_in_id = getattr(event, "status", None), getattr(event, "check_in_id", None)
-    if check_in_id is None or type(event).__name__ not in ("CheckInCreated", "CheckInUpdated"):
+    if not isinstance(event, CheckInCreated | CheckInUpdated):
         return ""
-    return f" {status} {check_in_id}"
+    return f" {event.status} {event.check_in_id}"
 
 
 def _json(step: Step) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from monitor_es.codec import UndecodableEntry, decode_entry
+from monitor_es.audit import folded_entries
 from monitor_es.domain.config import DEFAULT_ENVIRONMENT, slugify
 from monitor_es.domain.effects import Effects
 from monitor_es.domain.events import CheckInReported, DerivedEvent, InboundEvent
@@ -61,13 +61,7 @@ def explain(
     partition = Partition(limits)
     fx = Effects()
     steps: list[Step] = []
-    for entry_id, payload in history:
-        if entry_id in skip:
-            continue
-        try:
-            entry = decode_entry(entry_id, payload)
-        except UndecodableEntry:
-            continue  # the workers dead-lettered it too
+    for entry in folded_entries(history, skip):
         apply(partition, fx, entry)
         derived = [event for event in fx.events if _about(event, key)]
         fx.events.clear()  # ids go on from Effects' counters, as in simulate
